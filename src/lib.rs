@@ -4,5 +4,12 @@
 //! [`membership::Membership`] (the two-level chitchat view), [`identity::Identity`].
 
 pub mod clock;
+pub mod config;
 pub mod identity;
 pub mod region;
+pub mod command;
+pub mod devnet;
+pub mod membership;
+pub mod metrics;
+pub mod net;
+pub mod node;

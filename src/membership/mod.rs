@@ -1,0 +1,661 @@
+//! Membership: the two-level chitchat design of DESIGN §3. Every super/full node joins its
+//! region's cluster (`<chain_id>/<region>`); up to B bridges per region also join
+//! `<chain_id>/bridges`, publish their region's summary there and copy the other regions'
+//! summaries into their regional cluster. [`Membership`] is the only owner of chitchat; the
+//! rest of the node reads a [`MembershipView`] from a watch channel.
+
+pub mod card;
+pub mod keys;
+pub mod store;
+pub mod transport;
+pub mod view;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chitchat::{spawn_chitchat, ChitchatConfig, ChitchatHandle, ChitchatId, FailureDetectorConfig, NodeState};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::{debug, info, warn};
+
+pub use keys::{Head, RegionSummary};
+pub use store::MembershipStore;
+pub use view::{Member, MembershipView, PeerRecord, RegionStatus};
+
+use crate::clock::SharedClock;
+use crate::config::MembershipConfig;
+use crate::identity::{Identity, NodeType};
+use crate::metrics::{Metrics, CLUSTER_BRIDGE, CLUSTER_REGIONAL};
+use crate::region::Region;
+use card::MemberCard;
+use transport::{GossipCounters, GuardedUdpTransport};
+use view::{HeardSummary, OwnRegionInput, RegionMemory};
+
+/// Phi threshold of the failure detector (chitchat's default is 8; lower detects faster).
+const PHI_THRESHOLD: f64 = 6.0;
+/// How often the peer store is written while membership changes.
+const PERSIST_EVERY: Duration = Duration::from_secs(5);
+/// Most card verifications cached.
+const MAX_CACHED_CARDS: usize = 20_000;
+
+/// The bridge-cluster gossip address of a node: its advertised address, port + 1.
+pub fn bridge_gossip_addr(advertise: SocketAddr) -> SocketAddr {
+    SocketAddr::new(advertise.ip(), advertise.port().wrapping_add(1))
+}
+
+/// What [`Membership::start`] needs.
+pub struct MembershipParams {
+    /// This node's identity.
+    pub identity: Identity,
+    /// Region.
+    pub region: Region,
+    /// Node type (super or full; light nodes do not gossip).
+    pub node_type: NodeType,
+    /// Chain id; part of every cluster id.
+    pub chain_id: String,
+    /// Bind address of the regional cluster (UDP).
+    pub bind_addr: SocketAddr,
+    /// Address other nodes reach this one at.
+    pub advertise_addr: SocketAddr,
+    /// Gossip settings.
+    pub config: MembershipConfig,
+    /// Retention window of known members and regions.
+    pub retention: Duration,
+    /// Regional gossip seeds (from bootstrap peers and the peer store).
+    pub region_seeds: Vec<SocketAddr>,
+    /// Bridge-cluster seeds.
+    pub bridge_seeds: Vec<SocketAddr>,
+    /// Where peers and regions are remembered.
+    pub store: Arc<dyn MembershipStore>,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// Clock.
+    pub clock: SharedClock,
+}
+
+/// Errors starting membership.
+#[derive(Debug, thiserror::Error)]
+pub enum MembershipError {
+    /// The gossip socket could not be opened.
+    #[error("cannot open gossip socket on {addr}/udp: {reason}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A running membership: owns the chitchat clusters and publishes the view.
+pub struct Membership {
+    view_rx: watch::Receiver<Arc<MembershipView>>,
+    joined_rx: watch::Receiver<bool>,
+    shared: Arc<Shared>,
+    task: JoinHandle<()>,
+    stop_tx: watch::Sender<bool>,
+}
+
+struct Shared {
+    regional: ChitchatHandle,
+    bridge: tokio::sync::Mutex<Option<ChitchatHandle>>,
+    gossip_interval: Duration,
+}
+
+impl Membership {
+    /// Joins the regional cluster and starts the membership task.
+    pub async fn start(params: MembershipParams) -> Result<Self, MembershipError> {
+        let now = params.clock.now_ms();
+        let generation = params.store.next_generation(now);
+        let id = card::chitchat_id(&params.identity, generation, params.advertise_addr);
+        let card_value = card::issue(&params.identity, &id, &params.region, params.node_type);
+        let cluster_id = format!("{}/{}", params.chain_id, params.region);
+        let regional = spawn_cluster(
+            id.clone(),
+            cluster_id,
+            params.bind_addr,
+            &params.region_seeds,
+            params.config.gossip_interval,
+            params.config.dead_node_grace_period,
+            vec![
+                (keys::KEY_CARD.into(), card_value),
+                (keys::KEY_READY.into(), "1".into()),
+            ],
+            GossipCounters::new(&params.metrics, CLUSTER_REGIONAL),
+        )
+        .await?;
+        info!(
+            node_id = %params.identity.node_id(),
+            region = %params.region,
+            generation,
+            seeds = params.region_seeds.len(),
+            "joined regional cluster"
+        );
+        let self_view = MembershipView::empty(params.identity.node_id().clone(), params.region.clone());
+        let (view_tx, view_rx) = watch::channel(Arc::new(self_view));
+        let (joined_tx, joined_rx) = watch::channel(false);
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let shared = Arc::new(Shared {
+            regional,
+            bridge: tokio::sync::Mutex::new(None),
+            gossip_interval: params.config.gossip_interval,
+        });
+        let mut memory = RegionMemory::default();
+        memory.restore(
+            params
+                .store
+                .load_regions()
+                .iter()
+                .map(|s| view::RegionStatus {
+                    last_live_ms: s.updated_ms,
+                    ..region_status_of(s)
+                })
+                .collect(),
+        );
+        let worker = Worker {
+            lone_start: params.region_seeds.is_empty() && params.bridge_seeds.is_empty(),
+            records: params
+                .store
+                .load_peers()
+                .into_iter()
+                .map(|r| (r.node_id.clone(), r))
+                .collect(),
+            params,
+            shared: shared.clone(),
+            cards: HashMap::new(),
+            memory,
+            view_tx,
+            joined_tx,
+            last_persist_ms: 0,
+            persisted_ids: HashSet::new(),
+            self_id: id,
+        };
+        let task = tokio::spawn(worker.run(stop_rx));
+        Ok(Membership {
+            view_rx,
+            joined_rx,
+            shared,
+            task,
+            stop_tx,
+        })
+    }
+
+    /// The current view.
+    pub fn view(&self) -> Arc<MembershipView> {
+        self.view_rx.borrow().clone()
+    }
+
+    /// A receiver that changes whenever the view is rebuilt with a different content.
+    pub fn subscribe(&self) -> watch::Receiver<Arc<MembershipView>> {
+        self.view_rx.clone()
+    }
+
+    /// Whether the node has joined (seen another member, or started alone).
+    pub fn joined(&self) -> bool {
+        *self.joined_rx.borrow()
+    }
+
+    /// A receiver of the joined flag.
+    pub fn joined_receiver(&self) -> watch::Receiver<bool> {
+        self.joined_rx.clone()
+    }
+
+    /// Announces this node's chain head in its regional cluster.
+    pub async fn set_head(&self, head: Head) {
+        self.shared
+            .regional
+            .with_chitchat(|c| c.self_node_state().set(keys::KEY_HEAD, head.encode()))
+            .await;
+    }
+
+    /// Leaves politely: marks the node not ready, waits two gossip intervals so peers learn
+    /// it, then stops gossiping.
+    pub async fn leave(self) {
+        let _ = self.stop_tx.send(true);
+        let _ = self.task.await;
+        self.shared
+            .regional
+            .with_chitchat(|c| c.self_node_state().set(keys::KEY_READY, "0"))
+            .await;
+        if let Some(bridge) = self.shared.bridge.lock().await.as_ref() {
+            bridge
+                .with_chitchat(|c| c.self_node_state().set(keys::KEY_READY, "0"))
+                .await;
+        }
+        tokio::time::sleep(self.shared.gossip_interval * 2).await;
+        if let Some(bridge) = self.shared.bridge.lock().await.take() {
+            let _ = bridge.shutdown().await;
+        }
+        match Arc::try_unwrap(self.shared) {
+            Ok(shared) => {
+                let _ = shared.regional.shutdown().await;
+            }
+            Err(shared) => {
+                let _ = shared.regional.initiate_shutdown();
+            }
+        }
+        info!("left the cluster");
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn spawn_cluster(
+    id: ChitchatId,
+    cluster_id: String,
+    bind_addr: SocketAddr,
+    seeds: &[SocketAddr],
+    gossip_interval: Duration,
+    grace: Duration,
+    initial: Vec<(String, String)>,
+    counters: GossipCounters,
+) -> Result<ChitchatHandle, MembershipError> {
+    let config = ChitchatConfig {
+        chitchat_id: id.clone(),
+        cluster_id,
+        gossip_interval,
+        listen_addr: bind_addr,
+        seed_nodes: seeds
+            .iter()
+            .filter(|s| **s != id.gossip_advertise_addr)
+            .map(|s| s.to_string())
+            .collect(),
+        failure_detector_config: FailureDetectorConfig {
+            phi_threshold: PHI_THRESHOLD,
+            initial_interval: gossip_interval,
+            dead_node_grace_period: grace,
+            ..FailureDetectorConfig::default()
+        },
+        marked_for_deletion_grace_period: grace,
+        catchup_callback: None,
+        extra_liveness_predicate: None,
+        protocol_version: chitchat::ProtocolVersion::V1,
+    };
+    spawn_chitchat(config, initial, &GuardedUdpTransport::new(counters))
+        .await
+        .map_err(|e| MembershipError::Bind {
+            addr: bind_addr,
+            reason: format!("{e:#}").to_lowercase(),
+        })
+}
+
+fn region_status_of(s: &RegionSummary) -> RegionStatus {
+    RegionStatus {
+        region: s.region.clone(),
+        known: s.known.max(1),
+        live: s.live,
+        missing: s.live == 0,
+        bridges: s.bridges.iter().filter_map(|b| crate::identity::NodeId::parse(b)).collect(),
+        seeds: s.seeds.clone(),
+        bridge_seeds: s.bridge_seeds.clone(),
+        head_height: s.head_height,
+        last_live_ms: 0,
+    }
+}
+
+/// Shared access to one chitchat cluster's state.
+type ClusterRef = Arc<tokio::sync::Mutex<chitchat::Chitchat>>;
+
+/// A member observed in a cluster snapshot, with its verified card.
+struct Observed {
+    id: ChitchatId,
+    card: MemberCard,
+    live: bool,
+    ready: bool,
+    head: Option<Head>,
+    kv: Vec<(String, String)>,
+}
+
+struct Worker {
+    params: MembershipParams,
+    shared: Arc<Shared>,
+    cards: HashMap<(ChitchatId, String), Option<MemberCard>>,
+    memory: RegionMemory,
+    records: BTreeMap<crate::identity::NodeId, PeerRecord>,
+    view_tx: watch::Sender<Arc<MembershipView>>,
+    joined_tx: watch::Sender<bool>,
+    last_persist_ms: u64,
+    persisted_ids: HashSet<crate::identity::NodeId>,
+    lone_start: bool,
+    self_id: ChitchatId,
+}
+
+impl Worker {
+    async fn run(mut self, mut stop: watch::Receiver<bool>) {
+        let mut tick = tokio::time::interval(self.params.config.gossip_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => self.round().await,
+                _ = stop.changed() => break,
+            }
+        }
+        self.persist(self.params.clock.now_ms(), true);
+    }
+
+    /// Reads a cluster and returns its members whose cards verify.
+    async fn observe(&mut self, cluster: &ClusterRef) -> Vec<Observed> {
+        let (states, live): (Vec<NodeState>, HashSet<ChitchatId>) = {
+            let c = cluster.lock().await;
+            let live: HashSet<ChitchatId> = c.live_nodes().cloned().collect();
+            (c.node_states().values().cloned().collect(), live)
+        };
+        if self.cards.len() > MAX_CACHED_CARDS {
+            self.cards.clear();
+        }
+        let mut out = Vec::with_capacity(states.len());
+        for state in states {
+            let id = state.chitchat_id().clone();
+            let Some(card_value) = state.get(keys::KEY_CARD) else {
+                continue;
+            };
+            let key = (id.clone(), card_value.to_string());
+            let card = self
+                .cards
+                .entry(key)
+                .or_insert_with(|| card::verify_card(&id, card_value))
+                .clone();
+            let Some(card) = card else {
+                debug!(node = ?id, "ignoring member with an invalid card");
+                continue;
+            };
+            out.push(Observed {
+                live: live.contains(&id),
+                ready: state.get(keys::KEY_READY) != Some("0"),
+                head: state.get(keys::KEY_HEAD).and_then(Head::decode),
+                kv: state
+                    .key_values()
+                    .filter(|(k, _)| k.starts_with(keys::REGION_PREFIX) || *k == keys::KEY_SUMMARY)
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+                id,
+                card,
+            });
+        }
+        out
+    }
+
+    async fn round(&mut self) {
+        let now = self.params.clock.now_ms();
+        let region = self.params.region.clone();
+        let regional = self.shared.regional.chitchat();
+        let observed = self.observe(&regional).await;
+        let mut members: Vec<Member> = Vec::new();
+        let mut copies: Vec<HeardSummary> = Vec::new();
+        for o in &observed {
+            if o.card.region != region {
+                continue;
+            }
+            let node_id = crate::identity::NodeId::parse(&o.id.node_id);
+            let Some(node_id) = node_id else { continue };
+            let last_seen_ms = if o.live {
+                now
+            } else {
+                self.records.get(&node_id).map_or(0, |r| r.last_seen_ms)
+            };
+            members.push(Member {
+                node_id,
+                generation: o.id.generation_id,
+                gossip_addr: o.id.gossip_advertise_addr,
+                region: o.card.region.clone(),
+                node_type: o.card.node_type,
+                live: o.live,
+                ready: o.ready,
+                head: o.head,
+                last_seen_ms,
+                bridge: false,
+            });
+        }
+        let mut members = view::latest_generations(members);
+        let bridges = view::elect_bridges(&members, self.params.config.bridges_per_region);
+        for m in &mut members {
+            m.bridge = bridges.contains(&m.node_id);
+        }
+        for m in members.iter().filter(|m| m.live) {
+            self.records.insert(
+                m.node_id.clone(),
+                PeerRecord {
+                    node_id: m.node_id.clone(),
+                    region: m.region.clone(),
+                    node_type: m.node_type,
+                    gossip_addr: m.gossip_addr,
+                    last_seen_ms: now,
+                },
+            );
+        }
+        let records: Vec<PeerRecord> = self.records.values().cloned().collect();
+        let own = view::own_region_status(OwnRegionInput {
+            region: &region,
+            members: &members,
+            records: &records,
+            now_ms: now,
+            retention_ms: self.params.retention.as_millis() as u64,
+            bridge_addr: &|m: &Member| bridge_gossip_addr(m.gossip_addr),
+        });
+        let self_node_id = self.params.identity.node_id().clone();
+        let is_bridge = bridges.contains(&self_node_id);
+        let mut bridge_peers_live = 0;
+        if is_bridge {
+            if let Some(cluster) = self.ensure_bridge(&own).await {
+                let summary = own.to_summary(now).encode();
+                cluster
+                    .lock()
+                    .await
+                    .self_node_state()
+                    .set(keys::KEY_SUMMARY, summary);
+                for o in self.observe(&cluster).await {
+                    if o.card.region == region || !o.ready {
+                        continue;
+                    }
+                    if o.live {
+                        bridge_peers_live += 1;
+                    }
+                    for (k, v) in &o.kv {
+                        if k == keys::KEY_SUMMARY {
+                            if let Some(summary) = RegionSummary::decode(v) {
+                                if summary.region == o.card.region {
+                                    copies.push(HeardSummary {
+                                        summary,
+                                        source_live: o.live,
+                                    });
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        } else {
+            self.drop_bridge().await;
+            let bridge_ids: HashSet<&str> = bridges.iter().map(|b| b.as_str()).collect();
+            for o in &observed {
+                if o.card.region != region || !bridge_ids.contains(&*o.id.node_id) {
+                    continue;
+                }
+                for (k, v) in &o.kv {
+                    if !k.starts_with(keys::REGION_PREFIX) {
+                        continue;
+                    }
+                    if let Some(summary) = RegionSummary::decode(v) {
+                        copies.push(HeardSummary {
+                            summary,
+                            source_live: o.live,
+                        });
+                    }
+                }
+            }
+        }
+        let retention_ms = self.params.retention.as_millis() as u64;
+        self.memory.update(&region, &copies, now, retention_ms);
+        if is_bridge {
+            self.publish_copies(now).await;
+        }
+        let live_peers = members.iter().filter(|m| m.live && m.node_id != self_node_id).count();
+        if !*self.joined_tx.borrow() && (self.lone_start || live_peers > 0 || bridge_peers_live > 0) {
+            info!(live_peers, bridge_peers_live, "membership joined");
+            let _ = self.joined_tx.send(true);
+        }
+        let mut regions: BTreeMap<Region, RegionStatus> = self
+            .memory
+            .regions()
+            .map(|r| (r.region.clone(), r.clone()))
+            .collect();
+        regions.insert(region.clone(), own);
+        let view = MembershipView {
+            self_id: self_node_id,
+            self_region: region,
+            members,
+            regions,
+            is_bridge,
+            at_ms: now,
+        };
+        self.update_metrics(&view);
+        self.view_tx.send_if_modified(|current| {
+            let changed = !same_view(current, &view);
+            *current = Arc::new(view);
+            changed
+        });
+        self.persist(now, false);
+    }
+
+    async fn ensure_bridge(&mut self, own: &RegionStatus) -> Option<ClusterRef> {
+        let mut guard = self.shared.bridge.lock().await;
+        if guard.is_none() {
+            let advertise = bridge_gossip_addr(self.params.advertise_addr);
+            let bind = bridge_gossip_addr(self.params.bind_addr);
+            let id = ChitchatId::new(self.self_id.node_id.clone(), self.self_id.generation_id, advertise);
+            let card_value = card::issue(&self.params.identity, &id, &self.params.region, self.params.node_type);
+            let mut seeds: Vec<SocketAddr> = self.params.bridge_seeds.clone();
+            seeds.extend(own.bridge_seeds.iter().copied());
+            for r in self.memory.regions() {
+                seeds.extend(r.bridge_seeds.iter().copied());
+            }
+            seeds.sort();
+            seeds.dedup();
+            let interval = (self.params.config.gossip_interval / 2).max(Duration::from_millis(50));
+            match spawn_cluster(
+                id,
+                format!("{}/bridges", self.params.chain_id),
+                bind,
+                &seeds,
+                interval,
+                self.params.config.dead_node_grace_period,
+                vec![
+                    (keys::KEY_CARD.into(), card_value),
+                    (keys::KEY_READY.into(), "1".into()),
+                ],
+                GossipCounters::new(&self.params.metrics, CLUSTER_BRIDGE),
+            )
+            .await
+            {
+                Ok(handle) => {
+                    info!(addr = %advertise, seeds = seeds.len(), "became a bridge");
+                    self.params.metrics.bridge.set(1);
+                    *guard = Some(handle);
+                }
+                Err(e) => warn!(error = %e, "cannot join the bridge cluster"),
+            }
+        }
+        guard.as_ref().map(|h| h.chitchat())
+    }
+
+    async fn drop_bridge(&mut self) {
+        let handle = self.shared.bridge.lock().await.take();
+        if let Some(handle) = handle {
+            info!("no longer a bridge");
+            self.params.metrics.bridge.set(0);
+            let _ = handle.shutdown().await;
+        }
+    }
+
+    async fn publish_copies(&self, now: u64) {
+        let copies: Vec<(String, String)> = self
+            .memory
+            .regions()
+            .map(|r| {
+                (
+                    format!("{}{}", keys::REGION_PREFIX, r.region),
+                    r.to_summary(now).encode(),
+                )
+            })
+            .collect();
+        self.shared
+            .regional
+            .with_chitchat(|c| {
+                let state = c.self_node_state();
+                let stale: Vec<String> = state
+                    .key_values()
+                    .map(|(k, _)| k.to_string())
+                    .filter(|k| k.starts_with(keys::REGION_PREFIX) && !copies.iter().any(|(c, _)| c == k))
+                    .collect();
+                for k in stale {
+                    state.delete(&k);
+                }
+                for (k, v) in &copies {
+                    state.set(k, v);
+                }
+            })
+            .await;
+    }
+
+    fn update_metrics(&self, view: &MembershipView) {
+        let m = &self.params.metrics;
+        m.members.reset();
+        for r in view.regions.values() {
+            m.members
+                .with_label_values(&[r.region.as_str(), "live"])
+                .set(i64::from(r.live));
+            m.members
+                .with_label_values(&[r.region.as_str(), "dead"])
+                .set(i64::from(r.known.saturating_sub(r.live)));
+        }
+        m.regions_known.set(view.regions.len() as i64);
+        m.peer_store_records.set(self.records.len() as i64);
+    }
+
+    fn persist(&mut self, now: u64, force: bool) {
+        let ids: HashSet<_> = self.records.keys().cloned().collect();
+        let due = now.saturating_sub(self.last_persist_ms) >= PERSIST_EVERY.as_millis() as u64;
+        if !force && !(due && ids != self.persisted_ids) && !(due && now - self.last_persist_ms > 60_000) {
+            return;
+        }
+        let cutoff = now.saturating_sub(self.params.retention.as_millis() as u64);
+        self.records.retain(|_, r| r.last_seen_ms >= cutoff);
+        let records: Vec<PeerRecord> = self.records.values().cloned().collect();
+        if let Err(e) = self.params.store.save_peers(&records) {
+            warn!(error = %e, "cannot save peers");
+        }
+        let regions: Vec<RegionSummary> = self
+            .memory
+            .regions()
+            .map(|r| r.to_summary(r.last_live_ms))
+            .collect();
+        if let Err(e) = self.params.store.save_regions(&regions) {
+            warn!(error = %e, "cannot save regions");
+        }
+        self.persisted_ids = ids;
+        self.last_persist_ms = now;
+    }
+}
+
+/// Views equal but for the build time and last-seen stamps.
+fn same_view(a: &MembershipView, b: &MembershipView) -> bool {
+    let members_eq = a.members.len() == b.members.len()
+        && a.members.iter().zip(&b.members).all(|(x, y)| {
+            x.node_id == y.node_id
+                && x.generation == y.generation
+                && x.live == y.live
+                && x.ready == y.ready
+                && x.bridge == y.bridge
+                && x.head == y.head
+        });
+    let regions_eq = a.regions.len() == b.regions.len()
+        && a.regions.values().zip(b.regions.values()).all(|(x, y)| {
+            x.region == y.region
+                && x.known == y.known
+                && x.live == y.live
+                && x.bridges == y.bridges
+                && x.head_height == y.head_height
+        });
+    members_eq && regions_eq && a.is_bridge == b.is_bridge
+}
+

@@ -1,0 +1,272 @@
+//! Node wiring: opens the store and key, binds the ports, joins membership, starts the
+//! data plane, the monitors and the API, and shuts all of it down in order.
+
+pub mod persist;
+pub mod seeds;
+pub mod service;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use qnet_storage::{StorageError, Store};
+use tokio::net::{TcpListener, TcpSocket};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+
+use crate::clock::SharedClock;
+use crate::config::NodeConfig;
+use crate::identity::{Identity, KeyError, KEY_FILE};
+use crate::membership::{Membership, MembershipError, MembershipParams, MembershipView};
+use crate::metrics::Metrics;
+use crate::net::{self, LocalInfo};
+use persist::SledMembershipStore;
+
+/// Chain id used until a chain spec is configured.
+pub const DEV_CHAIN_ID: &str = "qnet-dev";
+/// How many rounds the node tries its bootstrap peers before going on without them.
+const BOOTSTRAP_ATTEMPTS: u32 = 5;
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// The data dir could not be created.
+    #[error("cannot create data dir {path}: {reason}")]
+    DataDir {
+        /// Path.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The store could not be opened (e.g. locked by another process).
+    #[error("{0}")]
+    Storage(#[from] StorageError),
+    /// The key file is unusable.
+    #[error("{0}")]
+    Key(#[from] KeyError),
+    /// A port could not be bound.
+    #[error("address {addr} is not available ({reason}); choose another with {flag}")]
+    Bind {
+        /// Address.
+        addr: SocketAddr,
+        /// Flag to change it.
+        flag: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// Gossip could not start.
+    #[error("{0}")]
+    Membership(#[from] MembershipError),
+    /// Metrics could not be registered.
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+}
+
+/// State shared by the node's tasks and its API.
+pub struct NodeShared {
+    /// The node's configuration.
+    pub config: NodeConfig,
+    /// The node's identity.
+    pub identity: Identity,
+    /// Chain id.
+    pub chain_id: String,
+    /// The store.
+    pub store: Arc<Store>,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// Clock.
+    pub clock: SharedClock,
+    /// Latest membership view.
+    pub view: watch::Receiver<Arc<MembershipView>>,
+    /// Whether membership has joined.
+    pub joined: watch::Receiver<bool>,
+    /// Set when shutdown begins.
+    pub stopping: AtomicBool,
+    /// Address the API listens on.
+    pub api_addr: SocketAddr,
+}
+
+impl NodeShared {
+    /// Ready: joined and not shutting down.
+    pub fn ready(&self) -> bool {
+        *self.joined.borrow() && !self.stopping.load(Ordering::SeqCst)
+    }
+}
+
+/// A started node.
+pub struct RunningNode {
+    shared: Arc<NodeShared>,
+    membership: Option<Membership>,
+    stop_tx: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl RunningNode {
+    /// The API address actually bound.
+    pub fn api_addr(&self) -> SocketAddr {
+        self.shared.api_addr
+    }
+
+    /// Shared state, for tests and the simulator.
+    pub fn shared(&self) -> &Arc<NodeShared> {
+        &self.shared
+    }
+
+    /// Graceful shutdown: not ready, leave the cluster, stop tasks, flush the store.
+    pub async fn shutdown(mut self) {
+        info!("shutting down");
+        self.shared.stopping.store(true, Ordering::SeqCst);
+        self.shared.metrics.ready.set(0);
+        if let Some(m) = self.membership.take() {
+            m.leave().await;
+        }
+        let _ = self.stop_tx.send(true);
+        for t in self.tasks.drain(..) {
+            if tokio::time::timeout(Duration::from_secs(5), t).await.is_err() {
+                warn!("a task did not stop in time");
+            }
+        }
+        if let Err(e) = self.shared.store.flush() {
+            warn!(error = %e, "store flush failed");
+        }
+        info!("stopped");
+    }
+}
+
+fn bind_error(addr: SocketAddr, flag: &'static str) -> impl Fn(std::io::Error) -> NodeError {
+    move |e| NodeError::Bind {
+        addr,
+        flag,
+        reason: e.to_string().to_lowercase(),
+    }
+}
+
+fn bind_tcp(addr: SocketAddr, flag: &'static str) -> Result<TcpListener, NodeError> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()
+    } else {
+        TcpSocket::new_v6()
+    }
+    .map_err(bind_error(addr, flag))?;
+    socket.set_reuseaddr(true).map_err(bind_error(addr, flag))?;
+    socket.bind(addr).map_err(bind_error(addr, flag))?;
+    socket.listen(1024).map_err(bind_error(addr, flag))
+}
+
+/// Starts a node.
+pub async fn start(config: NodeConfig, clock: SharedClock) -> Result<RunningNode, NodeError> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| NodeError::DataDir {
+        path: config.data_dir.clone(),
+        reason: e.to_string().to_lowercase(),
+    })?;
+    let store = Arc::new(Store::open(&config.data_dir.join("db"))?);
+    let identity = Identity::load_or_create(&config.data_dir.join(KEY_FILE))?;
+    let metrics = Metrics::new()?;
+    metrics
+        .info
+        .with_label_values(&[
+            identity.node_id().as_str(),
+            config.node_type.as_str(),
+            config.region.as_str(),
+            env!("CARGO_PKG_VERSION"),
+        ])
+        .set(1.0);
+    metrics.start_time.set(clock.now_ms() as f64 / 1000.0);
+
+    let api_listener = bind_tcp(config.rpc_addr, "--rpc-addr")?;
+    let api_addr = api_listener.local_addr().map_err(bind_error(config.rpc_addr, "--rpc-addr"))?;
+    let p2p_listener = bind_tcp(config.p2p_addr, "--p2p-addr")?;
+
+    let chain_id = DEV_CHAIN_ID.to_string();
+    let local = LocalInfo {
+        identity: identity.clone(),
+        chain_id: chain_id.clone(),
+        genesis: *blake3::hash(chain_id.as_bytes()).as_bytes(),
+    };
+    let membership_store = Arc::new(SledMembershipStore::new(store.clone()));
+    let (region_seeds, bridge_seeds) =
+        seeds::gather(&config, &local, membership_store.as_ref(), BOOTSTRAP_ATTEMPTS).await;
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut tasks = Vec::new();
+    let membership = if config.node_type.gossips() {
+        Some(
+            Membership::start(MembershipParams {
+                identity: identity.clone(),
+                region: config.region.clone(),
+                node_type: config.node_type,
+                chain_id: chain_id.clone(),
+                bind_addr: config.p2p_addr,
+                advertise_addr: config.advertise_addr,
+                config: config.membership.clone(),
+                retention: config.monitor.retention_window,
+                region_seeds,
+                bridge_seeds,
+                store: membership_store,
+                metrics: metrics.clone(),
+                clock: clock.clone(),
+            })
+            .await?,
+        )
+    } else {
+        None
+    };
+    let (view, joined) = match &membership {
+        Some(m) => (m.subscribe(), m.joined_receiver()),
+        None => {
+            let v = MembershipView::empty(identity.node_id().clone(), config.region.clone());
+            let (_tx, view) = watch::channel(Arc::new(v));
+            let (_jtx, joined) = watch::channel(true);
+            (view, joined)
+        }
+    };
+    let shared = Arc::new(NodeShared {
+        config,
+        identity,
+        chain_id,
+        store,
+        metrics: metrics.clone(),
+        clock,
+        view,
+        joined,
+        stopping: AtomicBool::new(false),
+        api_addr,
+    });
+    tasks.push(tokio::spawn(net::server::serve(
+        p2p_listener,
+        local,
+        Arc::new(seeds::ViewResponder::new(shared.clone())),
+        metrics.clone(),
+        stop_rx.clone(),
+    )));
+    tasks.push(tokio::spawn(readiness_gauge(shared.clone(), stop_rx.clone())));
+    tasks.push(service::spawn_api(api_listener, shared.clone(), stop_rx.clone())?);
+    info!(
+        node_id = %shared.identity.node_id(),
+        node_type = %shared.config.node_type,
+        region = %shared.config.region,
+        p2p = %shared.config.advertise_addr,
+        api = %api_addr,
+        "node started"
+    );
+    Ok(RunningNode {
+        shared,
+        membership,
+        stop_tx,
+        tasks,
+    })
+}
+
+async fn readiness_gauge(shared: Arc<NodeShared>, mut stop: watch::Receiver<bool>) {
+    let mut joined = shared.joined.clone();
+    loop {
+        shared.metrics.ready.set(i64::from(shared.ready()));
+        tokio::select! {
+            r = joined.changed() => if r.is_err() { return },
+            _ = stop.changed() => return,
+        }
+    }
+}

@@ -1,0 +1,99 @@
+//! Joining: gathers gossip seeds from the bootstrap peers (over the data plane) and from
+//! the peer store, and answers other nodes' seed requests from the membership view.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tracing::{info, warn};
+
+use super::NodeShared;
+use crate::config::NodeConfig;
+use crate::membership::{bridge_gossip_addr, MembershipStore};
+use crate::net::server::{fetch_seeds, Responder};
+use crate::net::{LocalInfo, Seeds};
+
+/// Seeds for the regional and the bridge cluster.
+pub async fn gather(
+    config: &NodeConfig,
+    local: &LocalInfo,
+    store: &dyn MembershipStore,
+    attempts: u32,
+) -> (Vec<SocketAddr>, Vec<SocketAddr>) {
+    let mut region_seeds: Vec<SocketAddr> = store
+        .load_peers()
+        .into_iter()
+        .filter(|p| p.region == config.region && p.gossip_addr != config.advertise_addr)
+        .map(|p| p.gossip_addr)
+        .collect();
+    let mut bridge_seeds: Vec<SocketAddr> = store
+        .load_regions()
+        .into_iter()
+        .flat_map(|r| r.bridge_seeds)
+        .collect();
+    let from_store = region_seeds.len() + bridge_seeds.len();
+    if !config.bootstrap_peers.is_empty() {
+        let mut answered = false;
+        for attempt in 0..attempts {
+            for peer in &config.bootstrap_peers {
+                match fetch_seeds(peer, local, config.region.as_str()).await {
+                    Ok((r, b)) => {
+                        info!(peer = %peer, region_seeds = r.len(), bridge_seeds = b.len(), "bootstrap peer answered");
+                        region_seeds.extend(r);
+                        bridge_seeds.extend(b);
+                        answered = true;
+                    }
+                    Err(e) => warn!(peer = %peer, error = %e, "bootstrap peer unavailable"),
+                }
+            }
+            if answered || attempt + 1 == attempts {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(500 << attempt.min(4))).await;
+        }
+        if !answered {
+            warn!("no bootstrap peer answered; joining with remembered peers only");
+        }
+    } else if from_store > 0 {
+        info!(region_seeds = region_seeds.len(), bridge_seeds = bridge_seeds.len(), "rejoining from the peer store");
+    }
+    region_seeds.retain(|a| *a != config.advertise_addr);
+    bridge_seeds.retain(|a| *a != bridge_gossip_addr(config.advertise_addr));
+    region_seeds.sort();
+    region_seeds.dedup();
+    bridge_seeds.sort();
+    bridge_seeds.dedup();
+    (region_seeds, bridge_seeds)
+}
+
+/// Answers seed requests from the current membership view.
+pub struct ViewResponder {
+    shared: Arc<NodeShared>,
+}
+
+impl ViewResponder {
+    /// A responder reading `shared`'s view.
+    pub fn new(shared: Arc<NodeShared>) -> Self {
+        ViewResponder { shared }
+    }
+}
+
+impl Responder for ViewResponder {
+    fn seeds(&self, region: &str) -> Seeds {
+        let view = self.shared.view.borrow().clone();
+        let mut bridge_seeds: Vec<String> = Vec::new();
+        for status in view.regions.values() {
+            bridge_seeds.extend(status.bridge_seeds.iter().map(|a| a.to_string()));
+        }
+        let region_seeds: Vec<String> = view
+            .regions
+            .values()
+            .find(|r| r.region.as_str() == region)
+            .map(|r| r.seeds.iter().map(|a| a.to_string()).collect())
+            .unwrap_or_default();
+        Seeds {
+            region_seeds,
+            bridge_seeds,
+        }
+    }
+}

@@ -1,0 +1,242 @@
+//! Shared helpers of the end-to-end tests: start real `qnet-node` processes on 127.0.0.1
+//! with their own data dirs and ports, talk to their REST API, poll with generous deadlines.
+
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// The binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_qnet-node");
+
+static NEXT_PORT: AtomicU16 = AtomicU16::new(0);
+
+fn port_free(port: u16) -> bool {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    TcpListener::bind(addr).is_ok() && UdpSocket::bind(addr).is_ok()
+}
+
+/// Three consecutive free ports: p2p (TCP+UDP), bridge gossip (UDP), API (TCP).
+pub fn reserve_ports() -> u16 {
+    if NEXT_PORT.load(Ordering::SeqCst) == 0 {
+        let seed = 20_000 + (std::process::id() % 400) as u16 * 100;
+        let _ = NEXT_PORT.compare_exchange(0, seed, Ordering::SeqCst, Ordering::SeqCst);
+    }
+    loop {
+        let base = NEXT_PORT.fetch_add(3, Ordering::SeqCst);
+        assert!(base < 65_000, "ran out of test ports");
+        if (base..base + 3).all(port_free) {
+            return base;
+        }
+    }
+}
+
+/// How to start one node.
+#[derive(Debug, Clone)]
+pub struct NodeSpec {
+    /// Region.
+    pub region: String,
+    /// Node type.
+    pub node_type: String,
+    /// Data dir.
+    pub data_dir: PathBuf,
+    /// First of three reserved ports.
+    pub base_port: u16,
+    /// Bootstrap peers.
+    pub bootstrap: Vec<SocketAddr>,
+    /// Extra flags.
+    pub extra: Vec<String>,
+}
+
+impl NodeSpec {
+    /// A node of `region` and `node_type` with fresh ports under `root`.
+    pub fn new(root: &Path, name: &str, region: &str, node_type: &str) -> Self {
+        NodeSpec {
+            region: region.into(),
+            node_type: node_type.into(),
+            data_dir: root.join(name),
+            base_port: reserve_ports(),
+            bootstrap: Vec::new(),
+            extra: Vec::new(),
+        }
+    }
+
+    /// The p2p address.
+    pub fn p2p_addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.base_port))
+    }
+
+    /// The API address.
+    pub fn api_addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.base_port + 2))
+    }
+
+    /// The command line.
+    pub fn args(&self) -> Vec<String> {
+        let mut a: Vec<String> = vec![
+            "--node-type".into(),
+            self.node_type.clone(),
+            "--region".into(),
+            self.region.clone(),
+            "--data-dir".into(),
+            self.data_dir.display().to_string(),
+            "--p2p-addr".into(),
+            self.p2p_addr().to_string(),
+            "--rpc-addr".into(),
+            self.api_addr().to_string(),
+            "--gossip-interval".into(),
+            "300ms".into(),
+            "--dead-node-grace-period".into(),
+            "60s".into(),
+        ];
+        if !self.bootstrap.is_empty() {
+            let list: Vec<String> = self.bootstrap.iter().map(|b| b.to_string()).collect();
+            a.push("--bootstrap-peers".into());
+            a.push(list.join(","));
+        }
+        a.extend(self.extra.iter().cloned());
+        a
+    }
+}
+
+/// A running node process; killed when dropped.
+pub struct NodeProcess {
+    /// How it was started.
+    pub spec: NodeSpec,
+    child: Child,
+    log: PathBuf,
+}
+
+impl NodeProcess {
+    /// Starts the node; its stderr goes to `<data_dir>.log`.
+    pub fn start(spec: NodeSpec) -> NodeProcess {
+        let log = spec.data_dir.with_extension("log");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("create log file");
+        let child = Command::new(BIN)
+            .args(spec.args())
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .expect("spawn qnet-node");
+        NodeProcess { spec, child, log }
+    }
+
+    /// Base URL of the API.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.spec.api_addr(), path)
+    }
+
+    /// The node's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends a signal (e.g. libc::SIGTERM).
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on a child we spawned; no memory is touched.
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, sig);
+        }
+    }
+
+    /// Kills with SIGKILL and reaps.
+    pub fn kill(mut self) -> NodeSpec {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.spec.clone()
+    }
+
+    /// Waits for exit up to `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// GET a JSON document; `None` on any error.
+pub async fn get_json(url: &str) -> Option<Value> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(3))
+        .build()
+        .ok()?;
+    let resp = client.get(url).send().await.ok()?;
+    resp.json().await.ok()
+}
+
+/// GET and return the status code; `None` when the server does not answer.
+pub async fn get_status(url: &str) -> Option<u16> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(3))
+        .build()
+        .ok()?;
+    client.get(url).send().await.ok().map(|r| r.status().as_u16())
+}
+
+/// Polls `check` every 250 ms until it returns `Some`, or panics with `what` after `timeout`.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        if start.elapsed() > timeout {
+            panic!("timed out after {timeout:?} waiting for: {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Runs the binary to completion with `args`; returns exit status and stderr.
+pub fn run_to_exit(args: &[&str], timeout: Duration) -> (Option<i32>, String) {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn qnet-node");
+    let start = Instant::now();
+    loop {
+        if let Ok(Some(_)) = child.try_wait() {
+            break;
+        }
+        if start.elapsed() > timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("qnet-node {args:?} did not exit within {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().expect("collect output");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}

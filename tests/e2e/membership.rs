@@ -1,0 +1,192 @@
+//! Membership end to end (issue 2): four processes in three regions converge, a killed
+//! node turns dead at its peers, a restarted node rejoins from its peer store, bad input
+//! exits with one clear line, SIGTERM shuts down cleanly.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::common::*;
+
+const CONVERGE: Duration = Duration::from_secs(60);
+
+fn regions_live(doc: &Value) -> Vec<(String, u64, u64)> {
+    doc["regions"]
+        .as_array()
+        .map(|rs| {
+            rs.iter()
+                .map(|r| {
+                    (
+                        r["region"].as_str().unwrap_or("").to_string(),
+                        r["known"].as_u64().unwrap_or(0),
+                        r["live"].as_u64().unwrap_or(0),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn peer<'a>(doc: &'a Value, node_id: &str) -> Option<&'a Value> {
+    doc["peers"]
+        .as_array()?
+        .iter()
+        .find(|p| p["node_id"].as_str() == Some(node_id))
+}
+
+async fn node_id(node: &NodeProcess) -> String {
+    wait_for("node status", CONVERGE, || async {
+        let s = get_json(&node.url("/v1/status")).await?;
+        s["node_id"].as_str().map(str::to_string)
+    })
+    .await
+}
+
+async fn all_three_regions_live(node: &NodeProcess) {
+    wait_for(
+        &format!("{} sees eu, na, asia live", node.spec.data_dir.display()),
+        CONVERGE,
+        || async {
+            let doc = get_json(&node.url("/v1/regions")).await?;
+            let regions = regions_live(&doc);
+            let live = |name: &str| regions.iter().any(|(r, _, l)| r == name && *l > 0);
+            (regions.len() == 3 && live("eu") && live("na") && live("asia")).then_some(())
+        },
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_nodes_converge_detect_death_and_rejoin_from_peer_store() {
+    let root = tempfile::tempdir().unwrap();
+    let first = NodeSpec::new(root.path(), "eu-super", "eu", "super");
+    let bootstrap = vec![first.p2p_addr()];
+    let mut specs = vec![first];
+    for (name, region, kind) in [("eu-full", "eu", "full"), ("na-super", "na", "super"), ("asia-full", "asia", "full")] {
+        let mut s = NodeSpec::new(root.path(), name, region, kind);
+        s.bootstrap = bootstrap.clone();
+        specs.push(s);
+    }
+    let mut nodes: Vec<NodeProcess> = specs.into_iter().map(NodeProcess::start).collect();
+    let mut ids = Vec::new();
+    for n in &nodes {
+        ids.push(node_id(n).await);
+    }
+    for n in &nodes {
+        all_three_regions_live(n).await;
+    }
+    // same-region members are listed with the right region and type
+    for (i, j) in [(0usize, 1usize), (1, 0)] {
+        let expected_type = if j == 0 { "super" } else { "full" };
+        let (id_j, node_i) = (ids[j].clone(), &nodes[i]);
+        wait_for("same-region peer listed", CONVERGE, || async {
+            let doc = get_json(&node_i.url("/v1/peers")).await?;
+            let p = peer(&doc, &id_j)?;
+            (p["region"] == "eu" && p["node_type"] == expected_type && p["live"] == true).then_some(())
+        })
+        .await;
+    }
+    for n in &nodes {
+        wait_for("ready", CONVERGE, || async {
+            (get_status(&n.url("/health/ready")).await? == 200).then_some(())
+        })
+        .await;
+    }
+
+    // kill -9 the eu full node: its region peer marks it dead
+    let killed = nodes.remove(1).kill();
+    let eu_super = &nodes[0];
+    let dead_id = ids[1].clone();
+    wait_for("killed node turns live:false", CONVERGE, || async {
+        let doc = get_json(&eu_super.url("/v1/peers")).await?;
+        (peer(&doc, &dead_id)?["live"] == false).then_some(())
+    })
+    .await;
+
+    // restart it without bootstrap peers: it rejoins from its peer store
+    let mut again = killed.clone();
+    again.bootstrap.clear();
+    let restarted = NodeProcess::start(again);
+    assert_eq!(node_id(&restarted).await, ids[1], "node id is stable across restarts");
+    wait_for("restarted node live again at its peer", CONVERGE, || async {
+        let doc = get_json(&eu_super.url("/v1/peers")).await?;
+        (peer(&doc, &dead_id)?["live"] == true).then_some(())
+    })
+    .await;
+    all_three_regions_live(&restarted).await;
+    assert!(
+        restarted.log().contains("rejoining from the peer store"),
+        "log: {}",
+        restarted.log()
+    );
+}
+
+fn assert_one_clear_line(args: &[&str], needle: &str) {
+    let (code, stderr) = run_to_exit(args, Duration::from_secs(30));
+    assert!(matches!(code, Some(c) if c != 0), "{args:?} exited with {code:?}");
+    assert!(!stderr.contains("panicked"), "{args:?} panicked: {stderr}");
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    let last = lines.last().copied().unwrap_or("");
+    assert!(last.contains(needle), "{args:?}: expected {needle:?} in the last line, got {stderr:?}");
+    assert!(
+        lines.iter().filter(|l| l.contains("error")).count() <= 2,
+        "{args:?}: too chatty: {stderr:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_exits_with_a_clear_line() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("d");
+    let dir = dir.to_str().unwrap();
+    assert_one_clear_line(&["--region", "EU", "--data-dir", dir], "--region");
+    assert_one_clear_line(&["--region", "eu", "--gossip-interval", "soon", "--data-dir", dir], "--gossip-interval");
+    assert_one_clear_line(&["--region", "eu", "--p2p-addr", "nowhere", "--data-dir", dir], "--p2p-addr");
+    assert_one_clear_line(&["--region", "eu", "--config", "/nonexistent/qnet.toml", "--data-dir", dir], "/nonexistent/qnet.toml");
+    let bad_toml = root.path().join("bad.toml");
+    std::fs::write(&bad_toml, "region = [").unwrap();
+    assert_one_clear_line(&["--config", bad_toml.to_str().unwrap(), "--data-dir", dir], "bad.toml");
+    assert_one_clear_line(&["--node-type", "mega", "--region", "eu"], "--node-type");
+
+    // a data dir in use by a running node
+    let spec = NodeSpec::new(root.path(), "locked", "eu", "full");
+    let running = NodeProcess::start(spec.clone());
+    wait_for("first node up", CONVERGE, || async {
+        (get_status(&running.url("/health/live")).await? == 200).then_some(())
+    })
+    .await;
+    let other = NodeSpec::new(root.path(), "locked", "eu", "full");
+    let args = other.args();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    assert_one_clear_line(&args, "in use");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_leaves_flushes_and_exits_zero() {
+    let root = tempfile::tempdir().unwrap();
+    let first = NodeSpec::new(root.path(), "a", "eu", "super");
+    let mut second = NodeSpec::new(root.path(), "b", "eu", "full");
+    second.bootstrap = vec![first.p2p_addr()];
+    let a = NodeProcess::start(first);
+    let mut b = NodeProcess::start(second.clone());
+    let b_id = node_id(&b).await;
+    wait_for("a sees b live", CONVERGE, || async {
+        let doc = get_json(&a.url("/v1/peers")).await?;
+        (peer(&doc, &b_id)?["live"] == true).then_some(())
+    })
+    .await;
+    b.signal(libc::SIGTERM);
+    let status = b.wait_exit(Duration::from_secs(30)).expect("exits after SIGTERM");
+    assert_eq!(status.code(), Some(0), "log: {}", b.log());
+    let log = b.log();
+    assert!(log.contains("left the cluster"), "log: {log}");
+    assert!(log.contains("stopped"), "log: {log}");
+    wait_for("a sees b not live", CONVERGE, || async {
+        let doc = get_json(&a.url("/v1/peers")).await?;
+        (peer(&doc, &b_id)?["live"] == false).then_some(())
+    })
+    .await;
+    // the store was flushed and unlocked: the same data dir starts again with the same id
+    let b2 = NodeProcess::start(second);
+    assert_eq!(node_id(&b2).await, b_id);
+}
