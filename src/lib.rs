@@ -5,4 +5,6 @@
 
 pub mod clock;
 pub mod identity;
+pub mod monitor;
 pub mod region;
+pub mod topology;
