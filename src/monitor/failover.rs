@@ -99,7 +99,8 @@ pub struct FailoverEvent {
 /// `restore_window_ms` after its return still sees it live. A restoring region seen missing
 /// again is lost again and its window restarts on its next return.
 ///
-/// Only regions other than the own one count. Failover activates when at least
+/// Region events are reported for every region, the own one included, but only regions
+/// other than the own one count towards failover. Failover activates when at least
 /// `min_failed_regions` of them are missing (restoring ones do not count: they are live) and
 /// deactivates when fewer than `min_failed_regions` are missing or restoring, so a region
 /// flapping back is not trusted until its window has passed.
@@ -150,8 +151,8 @@ impl FailoverMonitor {
                 self.missing.remove(region);
                 self.restoring.remove(region);
             } else if live == 0 {
-                let was_restoring = self.restoring.remove(region).is_some();
-                if self.missing.insert(region.clone()) || was_restoring {
+                self.restoring.remove(region);
+                if self.missing.insert(region.clone()) {
                     events.push(event(EventKind::RegionLost, vec![region.clone()]));
                 }
             } else if self.missing.remove(region) {

@@ -139,7 +139,7 @@ pub fn is_bridge(bridges: &BTreeMap<Region, Vec<NodeId>>, region: &Region, node:
 /// Plans the links of one node (DESIGN §4 table, §5 failover).
 ///
 /// In-region: the bounded-fan-out overlay over the live region members
-/// ([`region_peers`](super::overlay::region_peers)), plus the own region's bridges whenever
+/// ([`region_peers`]), plus the own region's bridges whenever
 /// traffic crosses regions, so any node reaches the bridges in one hop. A bridge does not link
 /// to every member of its region; it spreads what it relays through the overlay.
 ///
