@@ -1,15 +1,18 @@
 //! qnet-node: a region-aware peer-to-peer node that produces and carries microblocks.
 //!
-//! Entry types: [`config::NodeConfig`] (what to run), [`node::Node`] (a running node),
-//! [`membership::Membership`] (the two-level chitchat view), [`identity::Identity`].
+//! Entry types: [`config::NodeConfig`] (what to run), [`node::start`] (a running node),
+//! [`membership::Membership`] (the two-level chitchat view), [`topology`] (routing strategy
+//! and links), [`monitor`] (health and failover decisions), [`identity::Identity`].
 
 pub mod clock;
-pub mod config;
-pub mod identity;
-pub mod region;
 pub mod command;
+pub mod config;
 pub mod devnet;
+pub mod identity;
 pub mod membership;
 pub mod metrics;
+pub mod monitor;
 pub mod net;
 pub mod node;
+pub mod region;
+pub mod topology;
