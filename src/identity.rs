@@ -81,7 +81,8 @@ impl NodeId {
     /// Accepts a node id read from outside (gossip, API) if it has the right shape.
     pub fn parse(s: &str) -> Option<Self> {
         let ok = s.len() == NODE_ID_BYTES * 2
-            && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
         ok.then(|| NodeId(s.to_string()))
     }
 
@@ -281,7 +282,10 @@ mod tests {
     #[test]
     fn node_id_parse_checks_shape() {
         let id = Identity::generate();
-        assert_eq!(NodeId::parse(id.node_id().as_str()).as_ref(), Some(id.node_id()));
+        assert_eq!(
+            NodeId::parse(id.node_id().as_str()).as_ref(),
+            Some(id.node_id())
+        );
         assert!(NodeId::parse("xyz").is_none());
         assert!(NodeId::parse("0123456789ABCDEF").is_none());
     }

@@ -4,6 +4,7 @@
 //! [`membership::Membership`] (the two-level chitchat view), [`topology`] (routing strategy
 //! and links), [`monitor`] (health and failover decisions), [`identity::Identity`].
 
+pub mod chain;
 pub mod clock;
 pub mod command;
 pub mod config;

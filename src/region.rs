@@ -15,7 +15,9 @@ pub struct Region(String);
 
 /// Why a string is not a region name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid region {given:?}: expected 1 to 32 characters of a-z, 0-9 or '-' (e.g. eu, na, asia)")]
+#[error(
+    "invalid region {given:?}: expected 1 to 32 characters of a-z, 0-9 or '-' (e.g. eu, na, asia)"
+)]
 pub struct InvalidRegion {
     /// The rejected input, truncated for display.
     pub given: String,
@@ -76,7 +78,16 @@ mod tests {
 
     #[test]
     fn accepts_documented_names() {
-        for name in ["eu", "na", "asia", "sa", "africa", "oceania", "us-east-1", "a"] {
+        for name in [
+            "eu",
+            "na",
+            "asia",
+            "sa",
+            "africa",
+            "oceania",
+            "us-east-1",
+            "a",
+        ] {
             assert_eq!(Region::new(name).unwrap().as_str(), name);
         }
         assert!(Region::new(&"x".repeat(32)).is_ok());
