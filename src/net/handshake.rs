@@ -82,7 +82,7 @@ pub fn proof_payload(nonce: &[u8; 32], signer: &[u8; 32], verifier: &[u8; 32], c
 
 /// Sends one message.
 pub async fn send(conn: &mut Conn, msg: &Message) -> Result<(), std::io::Error> {
-    conn.send(msg.encode().into()).await
+    conn.send(bytes::Bytes::from(msg.encode())).await
 }
 
 /// Receives one message; `None` when the peer closed the connection.

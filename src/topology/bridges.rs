@@ -18,12 +18,12 @@ pub struct BridgeCandidate {
     pub live: bool,
 }
 
-/// Chooses up to `max` bridges of one region: live super nodes first, then live full nodes
-/// to fill the remaining places, never light nodes; ties go to the lower node id.
+/// Chooses up to `max` bridges of one region (DESIGN §3): live super nodes; live full nodes
+/// only when the region has no live super node; never light nodes; ties go to the lower id.
 ///
 /// The result depends only on the set of candidates, not their order, so every node that
 /// sees the same region picks the same bridges. A node listed twice counts once, with its
-/// best-ranked entry. The returned ids are in rank order (super before full, then by id).
+/// best-ranked entry. The returned ids are in rank order (by id).
 pub fn select_bridges(candidates: &[BridgeCandidate], max: usize) -> Vec<NodeId> {
     let mut ranked: Vec<(u8, &NodeId)> = candidates
         .iter()
@@ -31,6 +31,9 @@ pub fn select_bridges(candidates: &[BridgeCandidate], max: usize) -> Vec<NodeId>
         .filter_map(|c| rank(c.node_type).map(|r| (r, &c.node_id)))
         .collect();
     ranked.sort_unstable();
+    if let Some(&(best, _)) = ranked.first() {
+        ranked.retain(|(r, _)| *r == best);
+    }
     let mut seen = BTreeSet::new();
     ranked
         .into_iter()
@@ -66,15 +69,21 @@ mod tests {
     }
 
     #[test]
-    fn super_nodes_first_then_full_fill_up() {
+    fn full_nodes_only_when_no_live_super() {
         let c = vec![
             cand(9, NodeType::Full, true),
             cand(5, NodeType::Super, true),
             cand(1, NodeType::Full, true),
             cand(7, NodeType::Super, true),
         ];
-        assert_eq!(select_bridges(&c, 3), vec![id(5), id(7), id(1)]);
-        assert_eq!(select_bridges(&c, 2), vec![id(5), id(7)]);
+        assert_eq!(select_bridges(&c, 3), vec![id(5), id(7)]);
+        assert_eq!(select_bridges(&c, 1), vec![id(5)]);
+        let no_live_super = vec![
+            cand(9, NodeType::Full, true),
+            cand(5, NodeType::Super, false),
+            cand(1, NodeType::Full, true),
+        ];
+        assert_eq!(select_bridges(&no_live_super, 3), vec![id(1), id(9)]);
     }
 
     #[test]
@@ -136,6 +145,6 @@ mod tests {
             cand(3, NodeType::Super, true),
             cand(2, NodeType::Full, true),
         ];
-        assert_eq!(select_bridges(&c, 3), vec![id(3), id(2)]);
+        assert_eq!(select_bridges(&c, 3), vec![id(3)], "3 counts as a live super node");
     }
 }
