@@ -1,0 +1,190 @@
+//! Prometheus metrics of the API, registered on the node's registry.
+
+use std::time::Duration;
+
+use prometheus::{
+    HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry,
+};
+
+/// Route label for requests that matched no route.
+pub const UNMATCHED_ROUTE: &str = "unmatched";
+/// Method label for JSON-RPC calls to a method that does not exist.
+pub const UNKNOWN_METHOD: &str = "unknown";
+
+/// Counters, histograms and gauges of the API server.
+#[derive(Debug, Clone)]
+pub struct ApiMetrics {
+    rpc_requests: IntCounterVec,
+    rpc_duration: HistogramVec,
+    http_requests: IntCounterVec,
+    http_duration: HistogramVec,
+    ws_subscriptions: IntGauge,
+    ws_connections: IntGauge,
+}
+
+impl ApiMetrics {
+    /// Creates the metrics and registers them on `registry`.
+    pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let rpc_requests = IntCounterVec::new(
+            Opts::new("qnet_rpc_requests_total", "JSON-RPC calls by method and outcome"),
+            &["method", "outcome"],
+        )?;
+        let rpc_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "qnet_rpc_request_duration_seconds",
+                "JSON-RPC call latency by method",
+            ),
+            &["method"],
+        )?;
+        let http_requests = IntCounterVec::new(
+            Opts::new(
+                "qnet_http_requests_total",
+                "HTTP requests by route template and status",
+            ),
+            &["route", "status"],
+        )?;
+        let http_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "qnet_http_request_duration_seconds",
+                "HTTP request latency by route template",
+            ),
+            &["route"],
+        )?;
+        let ws_subscriptions = IntGauge::new(
+            "qnet_ws_subscriptions",
+            "JSON-RPC WebSocket subscriptions open",
+        )?;
+        let ws_connections = IntGauge::new(
+            "qnet_ws_connections",
+            "JSON-RPC WebSocket connections open",
+        )?;
+        registry.register(Box::new(rpc_requests.clone()))?;
+        registry.register(Box::new(rpc_duration.clone()))?;
+        registry.register(Box::new(http_requests.clone()))?;
+        registry.register(Box::new(http_duration.clone()))?;
+        registry.register(Box::new(ws_subscriptions.clone()))?;
+        registry.register(Box::new(ws_connections.clone()))?;
+        Ok(Self {
+            rpc_requests,
+            rpc_duration,
+            http_requests,
+            http_duration,
+            ws_subscriptions,
+            ws_connections,
+        })
+    }
+
+    /// Records one JSON-RPC call.
+    pub fn observe_rpc(&self, method: &str, outcome: &str, elapsed: Duration) {
+        self.rpc_requests
+            .with_label_values(&[method, outcome])
+            .inc();
+        self.rpc_duration
+            .with_label_values(&[method])
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// Records one HTTP request.
+    pub fn observe_http(&self, route: &str, status: u16, elapsed: Duration) {
+        let status = status.to_string();
+        self.http_requests
+            .with_label_values(&[route, status.as_str()])
+            .inc();
+        self.http_duration
+            .with_label_values(&[route])
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// A guard counting one open subscription until dropped.
+    pub fn subscription_guard(&self) -> GaugeGuard {
+        GaugeGuard::new(self.ws_subscriptions.clone())
+    }
+
+    /// A guard counting one open WebSocket connection until dropped.
+    pub fn connection_guard(&self) -> GaugeGuard {
+        GaugeGuard::new(self.ws_connections.clone())
+    }
+}
+
+/// Increments a gauge on creation and decrements it on drop.
+#[derive(Debug)]
+pub struct GaugeGuard(IntGauge);
+
+impl GaugeGuard {
+    fn new(gauge: IntGauge) -> Self {
+        gauge.inc();
+        Self(gauge)
+    }
+}
+
+impl Drop for GaugeGuard {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+/// The `outcome` label of a JSON-RPC response: `ok` or a bounded name for its error code.
+pub fn rpc_outcome(error_code: Option<i32>) -> &'static str {
+    use crate::rpc::codes;
+    match error_code {
+        None => "ok",
+        Some(codes::PARSE_ERROR) => "parse_error",
+        Some(codes::INVALID_REQUEST) => "invalid_request",
+        Some(codes::METHOD_NOT_FOUND) => "method_not_found",
+        Some(codes::INVALID_PARAMS) => "invalid_params",
+        Some(codes::INTERNAL_ERROR) => "internal_error",
+        Some(codes::TX_REJECTED) => "tx_rejected",
+        Some(codes::RATE_LIMITED) => "rate_limited",
+        Some(codes::UNAVAILABLE) => "unavailable",
+        Some(codes::TOO_MANY_SUBSCRIPTIONS) => "too_many_subscriptions",
+        Some(_) => "other_error",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registers_every_metric_once() {
+        let registry = Registry::new();
+        let m = ApiMetrics::register(&registry).unwrap();
+        m.observe_rpc("chain_getHead", "ok", Duration::from_millis(1));
+        m.observe_http("/v1/status", 200, Duration::from_millis(1));
+        let _sub = m.subscription_guard();
+        let _conn = m.connection_guard();
+        let names: Vec<String> = registry.gather().iter().map(|f| f.name().to_string()).collect();
+        for name in [
+            "qnet_rpc_requests_total",
+            "qnet_rpc_request_duration_seconds",
+            "qnet_http_requests_total",
+            "qnet_http_request_duration_seconds",
+            "qnet_ws_subscriptions",
+            "qnet_ws_connections",
+        ] {
+            assert!(names.iter().any(|n| n == name), "missing {name}");
+        }
+        assert!(ApiMetrics::register(&registry).is_err());
+    }
+
+    #[test]
+    fn gauge_guard_counts_while_alive() {
+        let registry = Registry::new();
+        let m = ApiMetrics::register(&registry).unwrap();
+        let a = m.subscription_guard();
+        let b = m.subscription_guard();
+        assert_eq!(m.ws_subscriptions.get(), 2);
+        drop(a);
+        assert_eq!(m.ws_subscriptions.get(), 1);
+        drop(b);
+        assert_eq!(m.ws_subscriptions.get(), 0);
+    }
+
+    #[test]
+    fn outcome_labels_are_bounded() {
+        assert_eq!(rpc_outcome(None), "ok");
+        assert_eq!(rpc_outcome(Some(-32601)), "method_not_found");
+        assert_eq!(rpc_outcome(Some(-32001)), "tx_rejected");
+        assert_eq!(rpc_outcome(Some(-1234)), "other_error");
+    }
+}

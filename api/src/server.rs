@@ -1,0 +1,150 @@
+//! Wiring: REST, JSON-RPC and `/metrics` on one listener, with limits and metrics layers.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use jsonrpsee::server::{stop_channel, Methods, ServerHandle};
+use prometheus::Registry;
+use thiserror::Error;
+use tokio::net::TcpListener;
+
+use crate::config::ApiConfig;
+use crate::metrics::{ApiMetrics, UNMATCHED_ROUTE};
+use crate::openapi::openapi_yaml;
+use crate::rate_limit::RateLimiter;
+use crate::rest::error::RestError;
+use crate::rest::{handlers, routes, AppState};
+use crate::rpc::api::{QnetRpcServer, RpcHandler};
+use crate::rpc::transport::{rpc_http, rpc_ws, RpcTransport};
+use crate::service::NodeService;
+
+/// Why the API server could not start or stopped with an error.
+#[derive(Debug, Error)]
+pub enum ApiError {
+    /// The API metrics could not be registered (already registered?).
+    #[error("cannot register api metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+    /// Two JSON-RPC methods share a name (a bug).
+    #[error("cannot register json-rpc methods: {0}")]
+    Rpc(#[from] jsonrpsee::core::RegisterMethodError),
+    /// The listener failed.
+    #[error("api server failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A configured API server, ready to serve a listener.
+pub struct ApiServer {
+    router: Router,
+    stop: ServerHandle,
+}
+
+impl ApiServer {
+    /// Registers the API metrics on `registry` and builds the routes.
+    pub fn new(
+        service: Arc<dyn NodeService>,
+        config: ApiConfig,
+        registry: &Registry,
+    ) -> Result<Self, ApiError> {
+        let metrics = ApiMetrics::register(registry)?;
+        let config = Arc::new(config);
+        let limiter = config
+            .tx_rate_limit
+            .map(|limit| Arc::new(RateLimiter::new(limit, config.rate_limit_max_clients)));
+        let rpc = RpcHandler::new(
+            Arc::clone(&service),
+            Arc::clone(&config),
+            limiter.clone(),
+            metrics.clone(),
+        );
+        let mut methods = Methods::new();
+        methods.merge(rpc.into_rpc())?;
+        let (stop_handle, stop) = stop_channel();
+        let transport = RpcTransport::new(methods, &config, metrics.clone(), stop_handle);
+
+        let rest = routes(AppState {
+            service,
+            config: Arc::clone(&config),
+            limiter,
+            openapi_yaml: openapi_yaml().into(),
+        });
+        let rpc_routes = Router::new()
+            .route("/", get(rpc_ws).post(rpc_http))
+            .with_state(transport);
+        let router = rest
+            .merge(rpc_routes)
+            .fallback(handlers::not_found)
+            .method_not_allowed_fallback(handlers::method_not_allowed)
+            .layer(DefaultBodyLimit::max(config.max_body_bytes as usize))
+            .layer(middleware::from_fn_with_state(
+                config.request_timeout,
+                request_timeout,
+            ))
+            .layer(middleware::from_fn_with_state(metrics, track_http));
+        Ok(Self { router, stop })
+    }
+
+    /// Serves `listener` until `shutdown` resolves, then closes WebSockets and drains requests.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ApiError> {
+        let stop = self.stop;
+        let shutdown = async move {
+            shutdown.await;
+            // Already stopped only if the handle was stopped twice; nothing to do then.
+            let _ = stop.stop();
+        };
+        axum::serve(
+            listener,
+            self.router
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await?;
+        Ok(())
+    }
+}
+
+/// Serves REST, JSON-RPC (HTTP and WebSocket) and `/metrics` on `listener` until `shutdown`.
+///
+/// Metrics are registered on `registry` before the returned future is first polled, so the
+/// future borrows nothing and can be spawned.
+pub fn serve(
+    listener: TcpListener,
+    service: Arc<dyn NodeService>,
+    config: ApiConfig,
+    registry: &Registry,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> impl Future<Output = Result<(), ApiError>> + Send + 'static {
+    let server = ApiServer::new(service, config, registry);
+    async move { server?.serve(listener, shutdown).await }
+}
+
+/// Answers 503 `timeout` when a request takes longer than the configured timeout.
+async fn request_timeout(State(limit): State<Duration>, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => RestError::timeout().into_response(),
+    }
+}
+
+/// Counts requests by matched route template (never the raw path) and status.
+async fn track_http(State(metrics): State<ApiMetrics>, request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| UNMATCHED_ROUTE.to_string());
+    let started = Instant::now();
+    let response = next.run(request).await;
+    metrics.observe_http(&route, response.status().as_u16(), started.elapsed());
+    response
+}
