@@ -37,7 +37,11 @@ pub struct DevnetNode {
 pub fn plan(args: &DevnetArgs) -> anyhow::Result<Vec<DevnetNode>> {
     let n = usize::from(args.nodes);
     let last_port = u32::from(args.base_port) + 3 * n as u32;
-    anyhow::ensure!(last_port <= 65_535, "--base-port {} leaves no room for {n} nodes", args.base_port);
+    anyhow::ensure!(
+        last_port <= 65_535,
+        "--base-port {} leaves no room for {n} nodes",
+        args.base_port
+    );
     anyhow::ensure!(args.base_port >= 1024, "--base-port must be at least 1024");
     Ok((0..n)
         .map(|i| {
@@ -46,7 +50,11 @@ pub fn plan(args: &DevnetArgs) -> anyhow::Result<Vec<DevnetNode>> {
             DevnetNode {
                 index: i,
                 region,
-                node_type: if i < usize::from(args.regions) { "super" } else { "full" },
+                node_type: if i < usize::from(args.regions) {
+                    "super"
+                } else {
+                    "full"
+                },
                 p2p_addr: SocketAddr::from(([127, 0, 0, 1], port)),
                 api_addr: SocketAddr::from(([127, 0, 0, 1], port + 2)),
                 data_dir: args.dir.join(format!("node-{i}")),
@@ -55,7 +63,11 @@ pub fn plan(args: &DevnetArgs) -> anyhow::Result<Vec<DevnetNode>> {
         .collect())
 }
 
-fn spawn(node: &DevnetNode, bootstrap: Option<SocketAddr>, args: &DevnetArgs) -> anyhow::Result<Child> {
+fn spawn(
+    node: &DevnetNode,
+    bootstrap: Option<SocketAddr>,
+    args: &DevnetArgs,
+) -> anyhow::Result<Child> {
     std::fs::create_dir_all(&node.data_dir)
         .with_context(|| format!("cannot create {}", node.data_dir.display()))?;
     let log_path = node.data_dir.join("node.log");
@@ -98,7 +110,8 @@ fn spawn(node: &DevnetNode, bootstrap: Option<SocketAddr>, args: &DevnetArgs) ->
 
 /// Minimal HTTP/1.0 GET against a node's API on loopback; returns status and body.
 pub async fn http_get(addr: SocketAddr, path: &str) -> anyhow::Result<(u16, String)> {
-    let mut stream = tokio::time::timeout(Duration::from_secs(2), TcpStream::connect(addr)).await??;
+    let mut stream =
+        tokio::time::timeout(Duration::from_secs(2), TcpStream::connect(addr)).await??;
     stream
         .write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
         .await?;
@@ -110,7 +123,10 @@ pub async fn http_get(addr: SocketAddr, path: &str) -> anyhow::Result<(u16, Stri
         .nth(1)
         .and_then(|s| s.parse().ok())
         .context("bad http answer")?;
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
     Ok((status, body))
 }
 
@@ -135,9 +151,17 @@ pub async fn run(args: DevnetArgs) -> anyhow::Result<()> {
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
     }
-    println!("devnet: {} nodes in {} regions, data and logs under {}", nodes.len(), args.regions, args.dir.display());
+    println!(
+        "devnet: {} nodes in {} regions, data and logs under {}",
+        nodes.len(),
+        args.regions,
+        args.dir.display()
+    );
     for n in &nodes {
-        println!("  node-{:<2} {:<7} {:<5}  api http://{}  p2p {}", n.index, n.region, n.node_type, n.api_addr, n.p2p_addr);
+        println!(
+            "  node-{:<2} {:<7} {:<5}  api http://{}  p2p {}",
+            n.index, n.region, n.node_type, n.api_addr, n.p2p_addr
+        );
     }
     let started = Instant::now();
     let mut ready = vec![false; nodes.len()];
@@ -151,11 +175,18 @@ pub async fn run(args: DevnetArgs) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     let ready_count = ready.iter().filter(|r| **r).count();
-    println!("devnet: {ready_count}/{} nodes ready after {:.1}s", nodes.len(), started.elapsed().as_secs_f64());
+    println!(
+        "devnet: {ready_count}/{} nodes ready after {:.1}s",
+        nodes.len(),
+        started.elapsed().as_secs_f64()
+    );
     if let Some(first) = nodes.first() {
         println!("try:  curl -s http://{}/v1/regions", first.api_addr);
         println!("      curl -s http://{}/v1/peers", first.api_addr);
-        println!("      curl -s http://{}/metrics | grep ^qnet_", first.api_addr);
+        println!(
+            "      curl -s http://{}/metrics | grep ^qnet_",
+            first.api_addr
+        );
     }
     println!("devnet: running; press Ctrl-C to stop");
     let exited = tokio::select! {
@@ -163,7 +194,10 @@ pub async fn run(args: DevnetArgs) -> anyhow::Result<()> {
         i = first_exit(&mut children) => Some(i),
     };
     if let Some((i, status)) = exited {
-        eprintln!("devnet: node-{i} exited ({status}); see {}", nodes[i].data_dir.join("node.log").display());
+        eprintln!(
+            "devnet: node-{i} exited ({status}); see {}",
+            nodes[i].data_dir.join("node.log").display()
+        );
     }
     for c in &children {
         terminate(c);

@@ -35,24 +35,62 @@ pub struct Metrics {
     pub peer_store_records: IntGauge,
     /// Data-plane connections refused by the handshake.
     pub handshake_failures: IntCounter,
+    /// Health (live / known) per region.
+    pub region_health: GaugeVec,
+    /// Network health score (live / known over all regions).
+    pub network_health: Gauge,
+    /// Regions known but without a live member.
+    pub regions_missing: IntGauge,
+    /// 1 for the current routing strategy, 0 for the others.
+    pub topology_strategy: IntGaugeVec,
+    /// 1 while conservative failover is active.
+    pub failover_active: IntGauge,
+    /// Failover activations.
+    pub failover_activations: IntCounter,
+    /// Failover deactivations after gradual restoration.
+    pub failover_restorations: IntCounter,
+    /// Failover events by kind.
+    pub failover_events: IntCounterVec,
+    /// Monitor checks by monitor (`regional_health`, `failover`).
+    pub monitor_checks: IntCounterVec,
+    /// Configured monitor intervals in seconds.
+    pub monitor_interval: GaugeVec,
+    /// Health warnings logged.
+    pub health_warnings: IntCounter,
+    /// Links in use by kind (`in_region`, `cross_region`).
+    pub links: IntGaugeVec,
 }
+
+/// Monitor label of the regional health monitor.
+pub const MONITOR_HEALTH: &str = "regional_health";
+/// Monitor label of the failover monitor.
+pub const MONITOR_FAILOVER: &str = "failover";
 
 impl Metrics {
     /// Creates and registers every node metric plus process metrics.
     pub fn new() -> Result<Self, prometheus::Error> {
         let registry = Registry::new();
         let members = IntGaugeVec::new(
-            Opts::new("qnet_members", "Members per region and state as seen by this node"),
+            Opts::new(
+                "qnet_members",
+                "Members per region and state as seen by this node",
+            ),
             &["region", "state"],
         )?;
         let regions_known = IntGauge::new("qnet_regions_known", "Regions known to this node")?;
         let bridge = IntGauge::new("qnet_bridge", "1 when this node is a bridge of its region")?;
         let gossip_messages = IntCounterVec::new(
-            Opts::new("qnet_gossip_messages_total", "Gossip datagrams by cluster and direction"),
+            Opts::new(
+                "qnet_gossip_messages_total",
+                "Gossip datagrams by cluster and direction",
+            ),
             &["cluster", "direction"],
         )?;
         let gossip_bytes = IntCounterVec::new(
-            Opts::new("qnet_gossip_bytes_total", "Gossip bytes by cluster and direction"),
+            Opts::new(
+                "qnet_gossip_bytes_total",
+                "Gossip bytes by cluster and direction",
+            ),
             &["cluster", "direction"],
         )?;
         let info = GaugeVec::new(
@@ -72,6 +110,91 @@ impl Metrics {
             "qnet_handshake_failures_total",
             "Data-plane connections refused by the handshake",
         )?;
+        let region_health = GaugeVec::new(
+            Opts::new(
+                "qnet_region_health",
+                "Health of a region: live / known members",
+            ),
+            &["region"],
+        )?;
+        let network_health = Gauge::new(
+            "qnet_network_health",
+            "Network health score: live / known members over all regions",
+        )?;
+        let regions_missing = IntGauge::new(
+            "qnet_regions_missing",
+            "Regions known but without a live member",
+        )?;
+        let topology_strategy = IntGaugeVec::new(
+            Opts::new(
+                "qnet_topology_strategy",
+                "1 for the current routing strategy",
+            ),
+            &["strategy"],
+        )?;
+        let failover_active = IntGauge::new(
+            "qnet_failover_active",
+            "1 while conservative failover is active",
+        )?;
+        let failover_activations = IntCounter::new(
+            "qnet_failover_activations_total",
+            "Conservative failover activations",
+        )?;
+        let failover_restorations = IntCounter::new(
+            "qnet_failover_restorations_total",
+            "Failover deactivations after gradual restoration",
+        )?;
+        let failover_events = IntCounterVec::new(
+            Opts::new(
+                "qnet_failover_events_total",
+                "Failover monitor events by kind",
+            ),
+            &["kind"],
+        )?;
+        let monitor_checks = IntCounterVec::new(
+            Opts::new("qnet_monitor_checks_total", "Monitor checks by monitor"),
+            &["monitor"],
+        )?;
+        let monitor_interval = GaugeVec::new(
+            Opts::new(
+                "qnet_monitor_interval_seconds",
+                "Configured monitor interval",
+            ),
+            &["monitor"],
+        )?;
+        let health_warnings = IntCounter::new(
+            "qnet_health_warnings_total",
+            "Health warnings logged by the regional health monitor",
+        )?;
+        let links = IntGaugeVec::new(
+            Opts::new("qnet_links", "Data-plane links in use by kind"),
+            &["kind"],
+        )?;
+        for c in [
+            Box::new(region_health.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(network_health.clone()),
+            Box::new(regions_missing.clone()),
+            Box::new(topology_strategy.clone()),
+            Box::new(failover_active.clone()),
+            Box::new(failover_activations.clone()),
+            Box::new(failover_restorations.clone()),
+            Box::new(failover_events.clone()),
+            Box::new(monitor_checks.clone()),
+            Box::new(monitor_interval.clone()),
+            Box::new(health_warnings.clone()),
+            Box::new(links.clone()),
+        ] {
+            registry.register(c)?;
+        }
+        for kind in crate::monitor::failover::EventKind::ALL {
+            failover_events.with_label_values(&[kind.as_str()]);
+        }
+        for monitor in [MONITOR_HEALTH, MONITOR_FAILOVER] {
+            monitor_checks.with_label_values(&[monitor]);
+        }
+        for strategy in crate::topology::Strategy::ALL {
+            topology_strategy.with_label_values(&[strategy.as_str()]);
+        }
         registry.register(Box::new(members.clone()))?;
         registry.register(Box::new(regions_known.clone()))?;
         registry.register(Box::new(bridge.clone()))?;
@@ -104,6 +227,18 @@ impl Metrics {
             start_time,
             peer_store_records,
             handshake_failures,
+            region_health,
+            network_health,
+            regions_missing,
+            topology_strategy,
+            failover_active,
+            failover_activations,
+            failover_restorations,
+            failover_events,
+            monitor_checks,
+            monitor_interval,
+            health_warnings,
+            links,
         })
     }
 

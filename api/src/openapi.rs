@@ -124,10 +124,15 @@ mod tests {
             "/openapi.yaml",
             "/",
         ] {
-            assert!(doc.paths.paths.contains_key(path), "undocumented route {path}");
+            assert!(
+                doc.paths.paths.contains_key(path),
+                "undocumented route {path}"
+            );
         }
         let yaml = openapi_yaml();
-        for status in ["'400'", "'404'", "'413'", "'415'", "'422'", "'429'", "'503'"] {
+        for status in [
+            "'400'", "'404'", "'413'", "'415'", "'422'", "'429'", "'503'",
+        ] {
             assert!(yaml.contains(status), "no route documents status {status}");
         }
     }

@@ -134,7 +134,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let d = humantime::parse_duration(text.trim())
         .map_err(|e| format!("invalid duration {text:?} ({e}); use e.g. 120s, 5m, 500ms"))?;
     if d.is_zero() {
-        return Err(format!("invalid duration {text:?}: must be greater than zero"));
+        return Err(format!(
+            "invalid duration {text:?}: must be greater than zero"
+        ));
     }
     Ok(d)
 }

@@ -137,12 +137,17 @@ impl NodeConfig {
 
     /// Merges already-read flags and file settings; flags win.
     pub fn merge(args: NodeArgs, file: FileConfig) -> Result<Self, ConfigError> {
-        let region_text = args
-            .region
-            .or(file.region)
-            .ok_or_else(|| invalid("--region", "missing; set --region, QNET_REGION or region in the config file"))?;
+        let region_text = args.region.or(file.region).ok_or_else(|| {
+            invalid(
+                "--region",
+                "missing; set --region, QNET_REGION or region in the config file",
+            )
+        })?;
         let region = Region::new(&region_text).map_err(|e| invalid("--region", e.to_string()))?;
-        let bootstrap_peers = args.bootstrap_peers.or(file.bootstrap_peers).unwrap_or_default();
+        let bootstrap_peers = args
+            .bootstrap_peers
+            .or(file.bootstrap_peers)
+            .unwrap_or_default();
         let bootstrap_peers: Vec<String> = bootstrap_peers
             .into_iter()
             .map(|p| p.trim().to_string())
@@ -237,7 +242,10 @@ impl NodeConfig {
             p2p_addr,
             advertise_addr,
             rpc_addr: args.rpc_addr.or(file.rpc_addr).unwrap_or(DEFAULT_RPC_ADDR),
-            log_format: args.log_format.or(file.log_format).unwrap_or(LogFormat::Text),
+            log_format: args
+                .log_format
+                .or(file.log_format)
+                .unwrap_or(LogFormat::Text),
             membership,
             monitor,
         })
@@ -352,12 +360,22 @@ mod tests {
     #[test]
     fn bad_values_name_the_setting() {
         let err = NodeConfig::merge(args_with_region("EU"), FileConfig::default()).unwrap_err();
-        assert!(err.to_string().starts_with("--region: invalid region"), "{err}");
+        assert!(
+            err.to_string().starts_with("--region: invalid region"),
+            "{err}"
+        );
         let err = NodeConfig::merge(NodeArgs::default(), FileConfig::default()).unwrap_err();
         assert!(err.to_string().starts_with("--region: missing"), "{err}");
-        let err = NodeConfig::merge(args_with_region("eu"), file("failover_monitor_interval = \"soon\""))
-            .unwrap_err();
-        assert!(err.to_string().starts_with("--failover-monitor-interval: invalid duration"), "{err}");
+        let err = NodeConfig::merge(
+            args_with_region("eu"),
+            file("failover_monitor_interval = \"soon\""),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("--failover-monitor-interval: invalid duration"),
+            "{err}"
+        );
         let mut args = args_with_region("eu");
         args.bootstrap_peers = Some(vec!["nohostport".into()]);
         let err = NodeConfig::merge(args, FileConfig::default()).unwrap_err();

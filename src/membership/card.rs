@@ -92,12 +92,21 @@ mod tests {
         assert_eq!(verified.node_type, NodeType::Super);
 
         let other_gen = chitchat_id(&me, 8, id.gossip_advertise_addr);
-        assert!(verify_card(&other_gen, &card).is_none(), "generation is bound");
+        assert!(
+            verify_card(&other_gen, &card).is_none(),
+            "generation is bound"
+        );
         let other_addr = chitchat_id(&me, 7, "127.0.0.1:9001".parse().unwrap());
-        assert!(verify_card(&other_addr, &card).is_none(), "address is bound");
+        assert!(
+            verify_card(&other_addr, &card).is_none(),
+            "address is bound"
+        );
         let thief = Identity::generate();
         let stolen = chitchat_id(&thief, 7, id.gossip_advertise_addr);
-        assert!(verify_card(&stolen, &card).is_none(), "node id is bound to the key");
+        assert!(
+            verify_card(&stolen, &card).is_none(),
+            "node id is bound to the key"
+        );
     }
 
     #[test]
@@ -109,7 +118,13 @@ mod tests {
         assert!(verify_card(&id, &tampered).is_none());
         let promoted = card.replace(" full ", " super ");
         assert!(verify_card(&id, &promoted).is_none());
-        for junk in ["", "v1", "v2 a b c d", "v1 zz eu full 00", &format!("{card} extra")] {
+        for junk in [
+            "",
+            "v1",
+            "v2 a b c d",
+            "v1 zz eu full 00",
+            &format!("{card} extra"),
+        ] {
             assert!(verify_card(&id, junk).is_none(), "{junk:?} accepted");
         }
     }

@@ -121,7 +121,10 @@ mod tests {
         let mut bad = s.clone();
         bad.live = 4;
         assert_eq!(RegionSummary::decode(&bad.encode()), None);
-        assert_eq!(RegionSummary::decode(&"x".repeat(MAX_SUMMARY_BYTES + 1)), None);
+        assert_eq!(
+            RegionSummary::decode(&"x".repeat(MAX_SUMMARY_BYTES + 1)),
+            None
+        );
         assert_eq!(RegionSummary::decode("{\"region\":\"EU\"}"), None);
     }
 }

@@ -15,7 +15,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chitchat::{spawn_chitchat, ChitchatConfig, ChitchatHandle, ChitchatId, FailureDetectorConfig, NodeState};
+use chitchat::{
+    spawn_chitchat, ChitchatConfig, ChitchatHandle, ChitchatId, FailureDetectorConfig, NodeState,
+};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
@@ -37,6 +39,8 @@ use view::{HeardSummary, OwnRegionInput, RegionMemory};
 const PHI_THRESHOLD: f64 = 6.0;
 /// How often the peer store is written while membership changes.
 const PERSIST_EVERY: Duration = Duration::from_secs(5);
+/// How often last-seen times are written when nothing else changes.
+const REFRESH_EVERY: Duration = Duration::from_secs(60);
 /// Most card verifications cached.
 const MAX_CACHED_CARDS: usize = 20_000;
 
@@ -132,7 +136,8 @@ impl Membership {
             seeds = params.region_seeds.len(),
             "joined regional cluster"
         );
-        let self_view = MembershipView::empty(params.identity.node_id().clone(), params.region.clone());
+        let self_view =
+            MembershipView::empty(params.identity.node_id().clone(), params.region.clone());
         let (view_tx, view_rx) = watch::channel(Arc::new(self_view));
         let (joined_tx, joined_rx) = watch::channel(false);
         let (stop_tx, stop_rx) = watch::channel(false);
@@ -285,7 +290,11 @@ fn region_status_of(s: &RegionSummary) -> RegionStatus {
         known: s.known.max(1),
         live: s.live,
         missing: s.live == 0,
-        bridges: s.bridges.iter().filter_map(|b| crate::identity::NodeId::parse(b)).collect(),
+        bridges: s
+            .bridges
+            .iter()
+            .filter_map(|b| crate::identity::NodeId::parse(b))
+            .collect(),
         seeds: s.seeds.clone(),
         bridge_seeds: s.bridge_seeds.clone(),
         head_height: s.head_height,
@@ -489,8 +498,12 @@ impl Worker {
         if is_bridge {
             self.publish_copies(now).await;
         }
-        let live_peers = members.iter().filter(|m| m.live && m.node_id != self_node_id).count();
-        if !*self.joined_tx.borrow() && (self.lone_start || live_peers > 0 || bridge_peers_live > 0) {
+        let live_peers = members
+            .iter()
+            .filter(|m| m.live && m.node_id != self_node_id)
+            .count();
+        if !*self.joined_tx.borrow() && (self.lone_start || live_peers > 0 || bridge_peers_live > 0)
+        {
             info!(live_peers, bridge_peers_live, "membership joined");
             let _ = self.joined_tx.send(true);
         }
@@ -522,8 +535,17 @@ impl Worker {
         if guard.is_none() {
             let advertise = bridge_gossip_addr(self.params.advertise_addr);
             let bind = bridge_gossip_addr(self.params.bind_addr);
-            let id = ChitchatId::new(self.self_id.node_id.clone(), self.self_id.generation_id, advertise);
-            let card_value = card::issue(&self.params.identity, &id, &self.params.region, self.params.node_type);
+            let id = ChitchatId::new(
+                self.self_id.node_id.clone(),
+                self.self_id.generation_id,
+                advertise,
+            );
+            let card_value = card::issue(
+                &self.params.identity,
+                &id,
+                &self.params.region,
+                self.params.node_type,
+            );
             let mut seeds: Vec<SocketAddr> = self.params.bridge_seeds.clone();
             seeds.extend(own.bridge_seeds.iter().copied());
             for r in self.memory.regions() {
@@ -585,7 +607,9 @@ impl Worker {
                 let stale: Vec<String> = state
                     .key_values()
                     .map(|(k, _)| k.to_string())
-                    .filter(|k| k.starts_with(keys::REGION_PREFIX) && !copies.iter().any(|(c, _)| c == k))
+                    .filter(|k| {
+                        k.starts_with(keys::REGION_PREFIX) && !copies.iter().any(|(c, _)| c == k)
+                    })
                     .collect();
                 for k in stale {
                     state.delete(&k);
@@ -614,8 +638,10 @@ impl Worker {
 
     fn persist(&mut self, now: u64, force: bool) {
         let ids: HashSet<_> = self.records.keys().cloned().collect();
-        let due = now.saturating_sub(self.last_persist_ms) >= PERSIST_EVERY.as_millis() as u64;
-        if !force && !(due && ids != self.persisted_ids) && !(due && now - self.last_persist_ms > 60_000) {
+        let since = now.saturating_sub(self.last_persist_ms);
+        let changed = ids != self.persisted_ids && since >= PERSIST_EVERY.as_millis() as u64;
+        let refresh = since >= REFRESH_EVERY.as_millis() as u64;
+        if !(force || changed || refresh) {
             return;
         }
         let cutoff = now.saturating_sub(self.params.retention.as_millis() as u64);
@@ -658,4 +684,3 @@ fn same_view(a: &MembershipView, b: &MembershipView) -> bool {
         });
     members_eq && regions_eq && a.is_bridge == b.is_bridge
 }
-

@@ -121,7 +121,9 @@ impl Socket for GuardedSocket {
     ) -> anyhow::Result<SendOutcome> {
         let outcome = self.inner.send(to, envelope).await?;
         self.counters.sent_msgs.inc();
-        self.counters.sent_bytes.inc_by(outcome.num_bytes_sent as u64);
+        self.counters
+            .sent_bytes
+            .inc_by(outcome.num_bytes_sent as u64);
         Ok(outcome)
     }
 

@@ -157,10 +157,9 @@ impl MembershipView {
 
     /// Network health: live / known over all regions (1.0 when nothing is known).
     pub fn health_score(&self) -> f64 {
-        let (live, known) = self
-            .regions
-            .values()
-            .fold((0u64, 0u64), |(l, k), r| (l + u64::from(r.live), k + u64::from(r.known)));
+        let (live, known) = self.regions.values().fold((0u64, 0u64), |(l, k), r| {
+            (l + u64::from(r.live), k + u64::from(r.known))
+        });
         if known == 0 {
             1.0
         } else {

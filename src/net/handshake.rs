@@ -70,7 +70,13 @@ pub fn framed(stream: TcpStream) -> Conn {
 }
 
 /// The bytes a node signs to answer a challenge.
-pub fn proof_payload(nonce: &[u8; 32], signer: &[u8; 32], verifier: &[u8; 32], chain_id: &str, genesis: &[u8; 32]) -> Vec<u8> {
+pub fn proof_payload(
+    nonce: &[u8; 32],
+    signer: &[u8; 32],
+    verifier: &[u8; 32],
+    chain_id: &str,
+    genesis: &[u8; 32],
+) -> Vec<u8> {
     let mut p = b"qnet-handshake-v1".to_vec();
     p.extend_from_slice(nonce);
     p.extend_from_slice(signer);
@@ -127,15 +133,33 @@ async fn handshake_inner(conn: &mut Conn, local: &LocalInfo) -> Result<PeerInfo,
         return Err(HandshakeError::Protocol(theirs.protocol));
     }
     if theirs.chain_id != local.chain_id || theirs.genesis != local.genesis {
-        return Err(HandshakeError::WrongChain(theirs.chain_id.chars().take(64).collect()));
+        return Err(HandshakeError::WrongChain(
+            theirs.chain_id.chars().take(64).collect(),
+        ));
     }
-    let payload = proof_payload(&theirs.nonce, &my_key, &theirs.public_key, &local.chain_id, &local.genesis);
-    send(conn, &Message::Proof(local.identity.sign(&payload).to_bytes())).await?;
+    let payload = proof_payload(
+        &theirs.nonce,
+        &my_key,
+        &theirs.public_key,
+        &local.chain_id,
+        &local.genesis,
+    );
+    send(
+        conn,
+        &Message::Proof(local.identity.sign(&payload).to_bytes()),
+    )
+    .await?;
     let Some(Message::Proof(sig)) = recv(conn).await? else {
         return Err(HandshakeError::Unexpected);
     };
     let key = VerifyingKey::from_bytes(&theirs.public_key).map_err(|_| HandshakeError::BadProof)?;
-    let expected = proof_payload(&nonce, &theirs.public_key, &my_key, &local.chain_id, &local.genesis);
+    let expected = proof_payload(
+        &nonce,
+        &theirs.public_key,
+        &my_key,
+        &local.chain_id,
+        &local.genesis,
+    );
     if !verify(&key, &expected, &Signature::from_bytes(&sig)) {
         return Err(HandshakeError::BadProof);
     }

@@ -91,7 +91,9 @@ mod tests {
                 nonce: [3; 32],
             }),
             Message::Proof([9; 64]),
-            Message::GetSeeds { region: "eu".into() },
+            Message::GetSeeds {
+                region: "eu".into(),
+            },
             Message::Seeds(Seeds {
                 region_seeds: vec!["127.0.0.1:1".into()],
                 bridge_seeds: vec![],
@@ -102,7 +104,10 @@ mod tests {
         }
         assert!(Message::decode(&[200, 1, 2]).is_err());
         assert!(Message::decode(&[]).is_err());
-        let mut extra = Message::GetSeeds { region: "eu".into() }.encode();
+        let mut extra = Message::GetSeeds {
+            region: "eu".into(),
+        }
+        .encode();
         extra.push(0);
         assert!(Message::decode(&extra).is_err());
         // a length prefix far beyond the frame must not allocate or panic

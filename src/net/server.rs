@@ -39,7 +39,9 @@ pub async fn serve(
             a = listener.accept() => a,
             _ = stop.changed() => return,
         };
-        let Ok((stream, peer)) = accepted else { continue };
+        let Ok((stream, peer)) = accepted else {
+            continue;
+        };
         let Ok(permit) = permits.clone().try_acquire_owned() else {
             debug!(%peer, "data-plane connection limit reached");
             continue;
@@ -132,12 +134,21 @@ pub async fn connect(addr: &str, local: &LocalInfo) -> Result<Conn, CallError> {
 }
 
 /// Asks a peer for seeds of `region` and of the bridge cluster.
-pub async fn fetch_seeds(addr: &str, local: &LocalInfo, region: &str) -> Result<(Vec<SocketAddr>, Vec<SocketAddr>), CallError> {
+pub async fn fetch_seeds(
+    addr: &str,
+    local: &LocalInfo,
+    region: &str,
+) -> Result<(Vec<SocketAddr>, Vec<SocketAddr>), CallError> {
     let mut conn = connect(addr, local).await?;
     let bad = || CallError::Answer { addr: addr.into() };
-    send(&mut conn, &Message::GetSeeds { region: region.into() })
-        .await
-        .map_err(|_| bad())?;
+    send(
+        &mut conn,
+        &Message::GetSeeds {
+            region: region.into(),
+        },
+    )
+    .await
+    .map_err(|_| bad())?;
     let answer = tokio::time::timeout(CALL_TIMEOUT, recv(&mut conn))
         .await
         .map_err(|_| bad())?

@@ -1,14 +1,16 @@
 //! Node wiring: opens the store and key, binds the ports, joins membership, starts the
 //! data plane, the monitors and the API, and shuts all of it down in order.
 
+pub mod monitors;
 pub mod persist;
+pub mod routing;
 pub mod seeds;
 pub mod service;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use qnet_storage::{StorageError, Store};
@@ -63,6 +65,9 @@ pub enum NodeError {
     /// Metrics could not be registered.
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
+    /// The API server could not be built.
+    #[error("api: {0}")]
+    Api(String),
 }
 
 /// State shared by the node's tasks and its API.
@@ -87,6 +92,12 @@ pub struct NodeShared {
     pub stopping: AtomicBool,
     /// Address the API listens on.
     pub api_addr: SocketAddr,
+    /// Routing decision in force.
+    pub routing: RwLock<routing::RoutingState>,
+    /// Failover monitor state.
+    pub failover: RwLock<monitors::FailoverStatus>,
+    /// New chain heads, for API subscribers.
+    pub heads: tokio::sync::broadcast::Sender<qnet_api::dto::HeadDto>,
 }
 
 impl NodeShared {
@@ -125,7 +136,10 @@ impl RunningNode {
         }
         let _ = self.stop_tx.send(true);
         for t in self.tasks.drain(..) {
-            if tokio::time::timeout(Duration::from_secs(5), t).await.is_err() {
+            if tokio::time::timeout(Duration::from_secs(5), t)
+                .await
+                .is_err()
+            {
                 warn!("a task did not stop in time");
             }
         }
@@ -177,7 +191,9 @@ pub async fn start(config: NodeConfig, clock: SharedClock) -> Result<RunningNode
     metrics.start_time.set(clock.now_ms() as f64 / 1000.0);
 
     let api_listener = bind_tcp(config.rpc_addr, "--rpc-addr")?;
-    let api_addr = api_listener.local_addr().map_err(bind_error(config.rpc_addr, "--rpc-addr"))?;
+    let api_addr = api_listener
+        .local_addr()
+        .map_err(bind_error(config.rpc_addr, "--rpc-addr"))?;
     let p2p_listener = bind_tcp(config.p2p_addr, "--p2p-addr")?;
 
     let chain_id = DEV_CHAIN_ID.to_string();
@@ -187,8 +203,13 @@ pub async fn start(config: NodeConfig, clock: SharedClock) -> Result<RunningNode
         genesis: *blake3::hash(chain_id.as_bytes()).as_bytes(),
     };
     let membership_store = Arc::new(SledMembershipStore::new(store.clone()));
-    let (region_seeds, bridge_seeds) =
-        seeds::gather(&config, &local, membership_store.as_ref(), BOOTSTRAP_ATTEMPTS).await;
+    let (region_seeds, bridge_seeds) = seeds::gather(
+        &config,
+        &local,
+        membership_store.as_ref(),
+        BOOTSTRAP_ATTEMPTS,
+    )
+    .await;
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = Vec::new();
@@ -223,6 +244,7 @@ pub async fn start(config: NodeConfig, clock: SharedClock) -> Result<RunningNode
             (view, joined)
         }
     };
+    let now_ms = clock.now_ms();
     let shared = Arc::new(NodeShared {
         config,
         identity,
@@ -234,6 +256,9 @@ pub async fn start(config: NodeConfig, clock: SharedClock) -> Result<RunningNode
         joined,
         stopping: AtomicBool::new(false),
         api_addr,
+        routing: RwLock::new(routing::RoutingState::initial(now_ms)),
+        failover: RwLock::new(monitors::FailoverStatus::default()),
+        heads: tokio::sync::broadcast::channel(256).0,
     });
     tasks.push(tokio::spawn(net::server::serve(
         p2p_listener,
@@ -242,8 +267,24 @@ pub async fn start(config: NodeConfig, clock: SharedClock) -> Result<RunningNode
         metrics.clone(),
         stop_rx.clone(),
     )));
-    tasks.push(tokio::spawn(readiness_gauge(shared.clone(), stop_rx.clone())));
-    tasks.push(service::spawn_api(api_listener, shared.clone(), stop_rx.clone())?);
+    tasks.push(tokio::spawn(readiness_gauge(
+        shared.clone(),
+        stop_rx.clone(),
+    )));
+    tasks.push(tokio::spawn(routing::run(shared.clone(), stop_rx.clone())));
+    tasks.push(tokio::spawn(monitors::run_health(
+        shared.clone(),
+        stop_rx.clone(),
+    )));
+    tasks.push(tokio::spawn(monitors::run_failover(
+        shared.clone(),
+        stop_rx.clone(),
+    )));
+    tasks.push(service::spawn_api(
+        api_listener,
+        shared.clone(),
+        stop_rx.clone(),
+    )?);
     info!(
         node_id = %shared.identity.node_id(),
         node_type = %shared.config.node_type,

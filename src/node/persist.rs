@@ -33,7 +33,8 @@ impl MembershipStore for SledMembershipStore {
     }
 
     fn save_peers(&self, peers: &[PeerRecord]) -> Result<(), String> {
-        let keep: std::collections::HashSet<&str> = peers.iter().map(|p| p.node_id.as_str()).collect();
+        let keep: std::collections::HashSet<&str> =
+            peers.iter().map(|p| p.node_id.as_str()).collect();
         for (id, _) in self.store.peers().map_err(|e| e.to_string())? {
             if !keep.contains(id.as_str()) {
                 self.store.remove_peer(&id).map_err(|e| e.to_string())?;

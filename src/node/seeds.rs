@@ -55,7 +55,11 @@ pub async fn gather(
             warn!("no bootstrap peer answered; joining with remembered peers only");
         }
     } else if from_store > 0 {
-        info!(region_seeds = region_seeds.len(), bridge_seeds = bridge_seeds.len(), "rejoining from the peer store");
+        info!(
+            region_seeds = region_seeds.len(),
+            bridge_seeds = bridge_seeds.len(),
+            "rejoining from the peer store"
+        );
     }
     region_seeds.retain(|a| *a != config.advertise_addr);
     bridge_seeds.retain(|a| *a != bridge_gossip_addr(config.advertise_addr));

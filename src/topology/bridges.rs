@@ -145,6 +145,10 @@ mod tests {
             cand(3, NodeType::Super, true),
             cand(2, NodeType::Full, true),
         ];
-        assert_eq!(select_bridges(&c, 3), vec![id(3)], "3 counts as a live super node");
+        assert_eq!(
+            select_bridges(&c, 3),
+            vec![id(3)],
+            "3 counts as a live super node"
+        );
     }
 }

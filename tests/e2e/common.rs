@@ -191,7 +191,12 @@ pub async fn get_status(url: &str) -> Option<u16> {
         .timeout(Duration::from_secs(3))
         .build()
         .ok()?;
-    client.get(url).send().await.ok().map(|r| r.status().as_u16())
+    client
+        .get(url)
+        .send()
+        .await
+        .ok()
+        .map(|r| r.status().as_u16())
 }
 
 /// Polls `check` every 250 ms until it returns `Some`, or panics with `what` after `timeout`.

@@ -62,7 +62,11 @@ async fn four_nodes_converge_detect_death_and_rejoin_from_peer_store() {
     let first = NodeSpec::new(root.path(), "eu-super", "eu", "super");
     let bootstrap = vec![first.p2p_addr()];
     let mut specs = vec![first];
-    for (name, region, kind) in [("eu-full", "eu", "full"), ("na-super", "na", "super"), ("asia-full", "asia", "full")] {
+    for (name, region, kind) in [
+        ("eu-full", "eu", "full"),
+        ("na-super", "na", "super"),
+        ("asia-full", "asia", "full"),
+    ] {
         let mut s = NodeSpec::new(root.path(), name, region, kind);
         s.bootstrap = bootstrap.clone();
         specs.push(s);
@@ -82,7 +86,8 @@ async fn four_nodes_converge_detect_death_and_rejoin_from_peer_store() {
         wait_for("same-region peer listed", CONVERGE, || async {
             let doc = get_json(&node_i.url("/v1/peers")).await?;
             let p = peer(&doc, &id_j)?;
-            (p["region"] == "eu" && p["node_type"] == expected_type && p["live"] == true).then_some(())
+            (p["region"] == "eu" && p["node_type"] == expected_type && p["live"] == true)
+                .then_some(())
         })
         .await;
     }
@@ -107,11 +112,19 @@ async fn four_nodes_converge_detect_death_and_rejoin_from_peer_store() {
     let mut again = killed.clone();
     again.bootstrap.clear();
     let restarted = NodeProcess::start(again);
-    assert_eq!(node_id(&restarted).await, ids[1], "node id is stable across restarts");
-    wait_for("restarted node live again at its peer", CONVERGE, || async {
-        let doc = get_json(&eu_super.url("/v1/peers")).await?;
-        (peer(&doc, &dead_id)?["live"] == true).then_some(())
-    })
+    assert_eq!(
+        node_id(&restarted).await,
+        ids[1],
+        "node id is stable across restarts"
+    );
+    wait_for(
+        "restarted node live again at its peer",
+        CONVERGE,
+        || async {
+            let doc = get_json(&eu_super.url("/v1/peers")).await?;
+            (peer(&doc, &dead_id)?["live"] == true).then_some(())
+        },
+    )
     .await;
     all_three_regions_live(&restarted).await;
     assert!(
@@ -123,11 +136,17 @@ async fn four_nodes_converge_detect_death_and_rejoin_from_peer_store() {
 
 fn assert_one_clear_line(args: &[&str], needle: &str) {
     let (code, stderr) = run_to_exit(args, Duration::from_secs(30));
-    assert!(matches!(code, Some(c) if c != 0), "{args:?} exited with {code:?}");
+    assert!(
+        matches!(code, Some(c) if c != 0),
+        "{args:?} exited with {code:?}"
+    );
     assert!(!stderr.contains("panicked"), "{args:?} panicked: {stderr}");
     let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
     let last = lines.last().copied().unwrap_or("");
-    assert!(last.contains(needle), "{args:?}: expected {needle:?} in the last line, got {stderr:?}");
+    assert!(
+        last.contains(needle),
+        "{args:?}: expected {needle:?} in the last line, got {stderr:?}"
+    );
     assert!(
         lines.iter().filter(|l| l.contains("error")).count() <= 2,
         "{args:?}: too chatty: {stderr:?}"
@@ -140,12 +159,38 @@ async fn bad_input_exits_with_a_clear_line() {
     let dir = root.path().join("d");
     let dir = dir.to_str().unwrap();
     assert_one_clear_line(&["--region", "EU", "--data-dir", dir], "--region");
-    assert_one_clear_line(&["--region", "eu", "--gossip-interval", "soon", "--data-dir", dir], "--gossip-interval");
-    assert_one_clear_line(&["--region", "eu", "--p2p-addr", "nowhere", "--data-dir", dir], "--p2p-addr");
-    assert_one_clear_line(&["--region", "eu", "--config", "/nonexistent/qnet.toml", "--data-dir", dir], "/nonexistent/qnet.toml");
+    assert_one_clear_line(
+        &[
+            "--region",
+            "eu",
+            "--gossip-interval",
+            "soon",
+            "--data-dir",
+            dir,
+        ],
+        "--gossip-interval",
+    );
+    assert_one_clear_line(
+        &["--region", "eu", "--p2p-addr", "nowhere", "--data-dir", dir],
+        "--p2p-addr",
+    );
+    assert_one_clear_line(
+        &[
+            "--region",
+            "eu",
+            "--config",
+            "/nonexistent/qnet.toml",
+            "--data-dir",
+            dir,
+        ],
+        "/nonexistent/qnet.toml",
+    );
     let bad_toml = root.path().join("bad.toml");
     std::fs::write(&bad_toml, "region = [").unwrap();
-    assert_one_clear_line(&["--config", bad_toml.to_str().unwrap(), "--data-dir", dir], "bad.toml");
+    assert_one_clear_line(
+        &["--config", bad_toml.to_str().unwrap(), "--data-dir", dir],
+        "bad.toml",
+    );
     assert_one_clear_line(&["--node-type", "mega", "--region", "eu"], "--node-type");
 
     // a data dir in use by a running node
@@ -176,7 +221,9 @@ async fn sigterm_leaves_flushes_and_exits_zero() {
     })
     .await;
     b.signal(libc::SIGTERM);
-    let status = b.wait_exit(Duration::from_secs(30)).expect("exits after SIGTERM");
+    let status = b
+        .wait_exit(Duration::from_secs(30))
+        .expect("exits after SIGTERM");
     assert_eq!(status.code(), Some(0), "log: {}", b.log());
     let log = b.log();
     assert!(log.contains("left the cluster"), "log: {log}");
