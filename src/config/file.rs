@@ -63,9 +63,18 @@ impl FileConfig {
 
     /// Parses config file text; `path` is only used in error messages.
     pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
-        toml::from_str(text).map_err(|e| ConfigError::File {
-            path: path.to_path_buf(),
-            reason: e.message().to_string(),
+        toml::from_str(text).map_err(|e| {
+            let line = e
+                .span()
+                .map(|span| text[..span.start.min(text.len())].lines().count().max(1));
+            let message = e.message().split_whitespace().collect::<Vec<_>>().join(" ");
+            ConfigError::File {
+                path: path.to_path_buf(),
+                reason: match line {
+                    Some(line) => format!("line {line}: {message}"),
+                    None => message,
+                },
+            }
         })
     }
 }

@@ -37,9 +37,8 @@ use view::{HeardSummary, OwnRegionInput, RegionMemory};
 
 /// Phi threshold of the failure detector (chitchat's default is 8; lower detects faster).
 const PHI_THRESHOLD: f64 = 6.0;
-/// How often the peer store is written while membership changes.
-const PERSIST_EVERY: Duration = Duration::from_secs(5);
-/// How often last-seen times are written when nothing else changes.
+/// How often last-seen times are written when the set of members does not change (a
+/// change is written at once).
 const REFRESH_EVERY: Duration = Duration::from_secs(60);
 /// Most card verifications cached.
 const MAX_CACHED_CARDS: usize = 20_000;
@@ -71,6 +70,9 @@ pub struct MembershipParams {
     pub region_seeds: Vec<SocketAddr>,
     /// Bridge-cluster seeds.
     pub bridge_seeds: Vec<SocketAddr>,
+    /// Whether other members are expected (bootstrap peers or a peer store were given);
+    /// when not, the node counts as joined on its own, as the first node of a network.
+    pub expect_peers: bool,
     /// Where peers and regions are remembered.
     pub store: Arc<dyn MembershipStore>,
     /// Metrics.
@@ -159,7 +161,7 @@ impl Membership {
                 .collect(),
         );
         let worker = Worker {
-            lone_start: params.region_seeds.is_empty() && params.bridge_seeds.is_empty(),
+            lone_start: !params.expect_peers,
             records: params
                 .store
                 .load_peers()
@@ -639,7 +641,7 @@ impl Worker {
     fn persist(&mut self, now: u64, force: bool) {
         let ids: HashSet<_> = self.records.keys().cloned().collect();
         let since = now.saturating_sub(self.last_persist_ms);
-        let changed = ids != self.persisted_ids && since >= PERSIST_EVERY.as_millis() as u64;
+        let changed = ids != self.persisted_ids;
         let refresh = since >= REFRESH_EVERY.as_millis() as u64;
         if !(force || changed || refresh) {
             return;

@@ -21,8 +21,9 @@ pub const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Answers requests that need the node's state.
 pub trait Responder: Send + Sync + 'static {
-    /// Seeds of `region` and of the bridge cluster.
-    fn seeds(&self, region: &str) -> Seeds;
+    /// Seeds of `region` and of the bridge cluster; an error (e.g. not joined yet) is sent
+    /// back as [`Message::Error`] so the asking node retries.
+    fn seeds(&self, region: &str) -> Result<Seeds, String>;
 }
 
 /// Accepts connections until `stop` turns true.
@@ -73,7 +74,10 @@ async fn serve_conn(mut conn: Conn, responder: Arc<dyn Responder>) {
             _ => return,
         };
         let reply = match msg {
-            Message::GetSeeds { region } => Message::Seeds(responder.seeds(&region)),
+            Message::GetSeeds { region } => match responder.seeds(&region) {
+                Ok(seeds) => Message::Seeds(seeds),
+                Err(reason) => Message::Error { reason },
+            },
             _ => Message::Error {
                 reason: "unexpected message".into(),
             },
@@ -108,6 +112,14 @@ pub enum CallError {
     Answer {
         /// Peer.
         addr: String,
+    },
+    /// The peer refused the request.
+    #[error("{addr} refused: {reason}")]
+    Refused {
+        /// Peer.
+        addr: String,
+        /// Its reason.
+        reason: String,
     },
 }
 
@@ -153,8 +165,15 @@ pub async fn fetch_seeds(
         .await
         .map_err(|_| bad())?
         .map_err(|_| bad())?;
-    let Some(Message::Seeds(seeds)) = answer else {
-        return Err(bad());
+    let seeds = match answer {
+        Some(Message::Seeds(seeds)) => seeds,
+        Some(Message::Error { reason }) => {
+            return Err(CallError::Refused {
+                addr: addr.into(),
+                reason: reason.chars().take(200).collect(),
+            })
+        }
+        _ => return Err(bad()),
     };
     let parse = |v: &[String]| -> Vec<SocketAddr> {
         v.iter()

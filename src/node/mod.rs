@@ -30,7 +30,7 @@ use persist::SledMembershipStore;
 /// Chain id used until a chain spec is configured.
 pub const DEV_CHAIN_ID: &str = "qnet-dev";
 /// How many rounds the node tries its bootstrap peers before going on without them.
-const BOOTSTRAP_ATTEMPTS: u32 = 5;
+const BOOTSTRAP_ATTEMPTS: u32 = 8;
 
 /// Why a node could not start.
 #[derive(Debug, thiserror::Error)]
@@ -211,6 +211,8 @@ pub async fn start(config: NodeConfig, clock: SharedClock) -> Result<RunningNode
     )
     .await;
 
+    let expect_peers =
+        !config.bootstrap_peers.is_empty() || !region_seeds.is_empty() || !bridge_seeds.is_empty();
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = Vec::new();
     let membership = if config.node_type.gossips() {
@@ -226,6 +228,7 @@ pub async fn start(config: NodeConfig, clock: SharedClock) -> Result<RunningNode
                 retention: config.monitor.retention_window,
                 region_seeds,
                 bridge_seeds,
+                expect_peers,
                 store: membership_store,
                 metrics: metrics.clone(),
                 clock: clock.clone(),

@@ -46,7 +46,8 @@ impl MembershipStore for SledMembershipStore {
                 .put_peer(p.node_id.as_str(), &bytes)
                 .map_err(|e| e.to_string())?;
         }
-        Ok(())
+        // a rejoin after kill -9 depends on these records: make them durable now
+        self.store.flush().map_err(|e| e.to_string())
     }
 
     fn load_regions(&self) -> Vec<RegionSummary> {

@@ -37,19 +37,20 @@ pub async fn gather(
         for attempt in 0..attempts {
             for peer in &config.bootstrap_peers {
                 match fetch_seeds(peer, local, config.region.as_str()).await {
-                    Ok((r, b)) => {
+                    Ok((r, b)) if !r.is_empty() || !b.is_empty() => {
                         info!(peer = %peer, region_seeds = r.len(), bridge_seeds = b.len(), "bootstrap peer answered");
                         region_seeds.extend(r);
                         bridge_seeds.extend(b);
                         answered = true;
                     }
+                    Ok(_) => warn!(peer = %peer, "bootstrap peer knows no seeds yet"),
                     Err(e) => warn!(peer = %peer, error = %e, "bootstrap peer unavailable"),
                 }
             }
             if answered || attempt + 1 == attempts {
                 break;
             }
-            tokio::time::sleep(Duration::from_millis(500 << attempt.min(4))).await;
+            tokio::time::sleep(Duration::from_millis(500 << attempt.min(3))).await;
         }
         if !answered {
             warn!("no bootstrap peer answered; joining with remembered peers only");
@@ -83,7 +84,10 @@ impl ViewResponder {
 }
 
 impl Responder for ViewResponder {
-    fn seeds(&self, region: &str) -> Seeds {
+    fn seeds(&self, region: &str) -> Result<Seeds, String> {
+        if !self.shared.ready() {
+            return Err("not joined yet; retry".into());
+        }
         let view = self.shared.view.borrow().clone();
         let mut bridge_seeds: Vec<String> = Vec::new();
         for status in view.regions.values() {
@@ -95,9 +99,12 @@ impl Responder for ViewResponder {
             .find(|r| r.region.as_str() == region)
             .map(|r| r.seeds.iter().map(|a| a.to_string()).collect())
             .unwrap_or_default();
-        Seeds {
+        if region_seeds.is_empty() && bridge_seeds.is_empty() {
+            return Err("no seeds known yet; retry".into());
+        }
+        Ok(Seeds {
             region_seeds,
             bridge_seeds,
-        }
+        })
     }
 }

@@ -34,6 +34,15 @@ pub fn reserve_ports() -> u16 {
     }
 }
 
+/// A fresh directory for one test's nodes under `target/tmp/`, kept after the run so the
+/// logs of a failed test can be read (`target/tmp/<name>/*.log`).
+pub fn test_dir(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create test dir");
+    dir
+}
+
 /// How to start one node.
 #[derive(Debug, Clone)]
 pub struct NodeSpec {

@@ -58,8 +58,8 @@ async fn all_three_regions_live(node: &NodeProcess) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_nodes_converge_detect_death_and_rejoin_from_peer_store() {
-    let root = tempfile::tempdir().unwrap();
-    let first = NodeSpec::new(root.path(), "eu-super", "eu", "super");
+    let root = test_dir("four-nodes");
+    let first = NodeSpec::new(&root, "eu-super", "eu", "super");
     let bootstrap = vec![first.p2p_addr()];
     let mut specs = vec![first];
     for (name, region, kind) in [
@@ -67,7 +67,7 @@ async fn four_nodes_converge_detect_death_and_rejoin_from_peer_store() {
         ("na-super", "na", "super"),
         ("asia-full", "asia", "full"),
     ] {
-        let mut s = NodeSpec::new(root.path(), name, region, kind);
+        let mut s = NodeSpec::new(&root, name, region, kind);
         s.bootstrap = bootstrap.clone();
         specs.push(s);
     }
@@ -155,8 +155,8 @@ fn assert_one_clear_line(args: &[&str], needle: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_exits_with_a_clear_line() {
-    let root = tempfile::tempdir().unwrap();
-    let dir = root.path().join("d");
+    let root = test_dir("bad-input");
+    let dir = root.join("d");
     let dir = dir.to_str().unwrap();
     assert_one_clear_line(&["--region", "EU", "--data-dir", dir], "--region");
     assert_one_clear_line(
@@ -185,7 +185,7 @@ async fn bad_input_exits_with_a_clear_line() {
         ],
         "/nonexistent/qnet.toml",
     );
-    let bad_toml = root.path().join("bad.toml");
+    let bad_toml = root.join("bad.toml");
     std::fs::write(&bad_toml, "region = [").unwrap();
     assert_one_clear_line(
         &["--config", bad_toml.to_str().unwrap(), "--data-dir", dir],
@@ -194,13 +194,13 @@ async fn bad_input_exits_with_a_clear_line() {
     assert_one_clear_line(&["--node-type", "mega", "--region", "eu"], "--node-type");
 
     // a data dir in use by a running node
-    let spec = NodeSpec::new(root.path(), "locked", "eu", "full");
+    let spec = NodeSpec::new(&root, "locked", "eu", "full");
     let running = NodeProcess::start(spec.clone());
     wait_for("first node up", CONVERGE, || async {
         (get_status(&running.url("/health/live")).await? == 200).then_some(())
     })
     .await;
-    let other = NodeSpec::new(root.path(), "locked", "eu", "full");
+    let other = NodeSpec::new(&root, "locked", "eu", "full");
     let args = other.args();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     assert_one_clear_line(&args, "in use");
@@ -208,9 +208,9 @@ async fn bad_input_exits_with_a_clear_line() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_leaves_flushes_and_exits_zero() {
-    let root = tempfile::tempdir().unwrap();
-    let first = NodeSpec::new(root.path(), "a", "eu", "super");
-    let mut second = NodeSpec::new(root.path(), "b", "eu", "full");
+    let root = test_dir("sigterm");
+    let first = NodeSpec::new(&root, "a", "eu", "super");
+    let mut second = NodeSpec::new(&root, "b", "eu", "full");
     second.bootstrap = vec![first.p2p_addr()];
     let a = NodeProcess::start(first);
     let mut b = NodeProcess::start(second.clone());
