@@ -27,6 +27,30 @@ impl Clock for SystemClock {
     }
 }
 
+/// Wall-clock time that follows tokio's clock: under `tokio::time::pause` it moves with the
+/// simulated time, so a simulated network's monitors see consistent timestamps.
+#[derive(Debug, Clone, Copy)]
+pub struct TokioClock {
+    start: tokio::time::Instant,
+    start_ms: u64,
+}
+
+impl TokioClock {
+    /// A clock reading `start_ms` now.
+    pub fn new(start_ms: u64) -> Self {
+        TokioClock {
+            start: tokio::time::Instant::now(),
+            start_ms,
+        }
+    }
+}
+
+impl Clock for TokioClock {
+    fn now_ms(&self) -> u64 {
+        self.start_ms + self.start.elapsed().as_millis() as u64
+    }
+}
+
 /// A clock that moves only when told to; for tests and the simulator.
 #[derive(Debug, Default)]
 pub struct ManualClock {

@@ -32,7 +32,7 @@ use crate::identity::{Identity, NodeType};
 use crate::metrics::{Metrics, CLUSTER_BRIDGE, CLUSTER_REGIONAL};
 use crate::region::Region;
 use card::MemberCard;
-use transport::{GossipCounters, GuardedUdpTransport};
+use transport::{GossipCounters, GuardedTransport, TransportFactory};
 use view::{HeardSummary, OwnRegionInput, RegionMemory};
 
 /// Phi threshold of the failure detector (chitchat's default is 8; lower detects faster).
@@ -79,6 +79,8 @@ pub struct MembershipParams {
     pub metrics: Metrics,
     /// Clock.
     pub clock: SharedClock,
+    /// The network under gossip ([`transport::udp`] in a node).
+    pub transport: TransportFactory,
 }
 
 /// Errors starting membership.
@@ -128,7 +130,10 @@ impl Membership {
                 (keys::KEY_CARD.into(), card_value),
                 (keys::KEY_READY.into(), "1".into()),
             ],
-            GossipCounters::new(&params.metrics, CLUSTER_REGIONAL),
+            GuardedTransport::new(
+                (params.transport)(),
+                GossipCounters::new(&params.metrics, CLUSTER_REGIONAL),
+            ),
         )
         .await?;
         info!(
@@ -255,7 +260,7 @@ async fn spawn_cluster(
     gossip_interval: Duration,
     grace: Duration,
     initial: Vec<(String, String)>,
-    counters: GossipCounters,
+    transport: GuardedTransport,
 ) -> Result<ChitchatHandle, MembershipError> {
     let config = ChitchatConfig {
         chitchat_id: id.clone(),
@@ -278,7 +283,7 @@ async fn spawn_cluster(
         extra_liveness_predicate: None,
         protocol_version: chitchat::ProtocolVersion::V1,
     };
-    spawn_chitchat(config, initial, &GuardedUdpTransport::new(counters))
+    spawn_chitchat(config, initial, &transport)
         .await
         .map_err(|e| MembershipError::Bind {
             addr: bind_addr,
@@ -567,7 +572,10 @@ impl Worker {
                     (keys::KEY_CARD.into(), card_value),
                     (keys::KEY_READY.into(), "1".into()),
                 ],
-                GossipCounters::new(&self.params.metrics, CLUSTER_BRIDGE),
+                GuardedTransport::new(
+                    (self.params.transport)(),
+                    GossipCounters::new(&self.params.metrics, CLUSTER_BRIDGE),
+                ),
             )
             .await
             {

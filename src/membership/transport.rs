@@ -3,10 +3,12 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::time::Instant;
+use std::sync::Arc;
+
+use tokio::time::Instant;
 
 use async_trait::async_trait;
-use chitchat::transport::{RecvOutcome, SendOutcome, Socket, Transport, UdpSocket};
+use chitchat::transport::{RecvOutcome, SendOutcome, Socket, Transport, UdpTransport};
 use chitchat::ChitchatEnvelope;
 use prometheus::IntCounter;
 
@@ -78,22 +80,32 @@ impl SourceLimiter {
     }
 }
 
-/// A chitchat [`Transport`] over UDP with the guard and counters.
-pub struct GuardedUdpTransport {
+/// Makes the raw transport under one cluster's gossip socket: UDP in a node, an
+/// in-memory network in the simulator.
+pub type TransportFactory = Arc<dyn Fn() -> Box<dyn Transport> + Send + Sync>;
+
+/// The real network: chitchat's UDP transport.
+pub fn udp() -> TransportFactory {
+    Arc::new(|| Box::new(UdpTransport) as Box<dyn Transport>)
+}
+
+/// A chitchat [`Transport`] with the guard and counters around another transport.
+pub struct GuardedTransport {
+    inner: Box<dyn Transport>,
     counters: GossipCounters,
 }
 
-impl GuardedUdpTransport {
-    /// A transport counting into `counters`.
-    pub fn new(counters: GossipCounters) -> Self {
-        GuardedUdpTransport { counters }
+impl GuardedTransport {
+    /// Guards `inner`, counting into `counters`.
+    pub fn new(inner: Box<dyn Transport>, counters: GossipCounters) -> Self {
+        GuardedTransport { inner, counters }
     }
 }
 
 #[async_trait]
-impl Transport for GuardedUdpTransport {
+impl Transport for GuardedTransport {
     async fn open(&self, listen_addr: SocketAddr) -> anyhow::Result<Box<dyn Socket>> {
-        let inner = UdpSocket::open(listen_addr).await?;
+        let inner = self.inner.open(listen_addr).await?;
         Ok(Box::new(GuardedSocket {
             inner,
             counters: self.counters.clone(),
@@ -103,7 +115,7 @@ impl Transport for GuardedUdpTransport {
 }
 
 struct GuardedSocket {
-    inner: UdpSocket,
+    inner: Box<dyn Socket>,
     counters: GossipCounters,
     limiter: SourceLimiter,
 }

@@ -232,6 +232,7 @@ pub async fn start(config: NodeConfig, clock: SharedClock) -> Result<RunningNode
                 store: membership_store,
                 metrics: metrics.clone(),
                 clock: clock.clone(),
+                transport: crate::membership::transport::udp(),
             })
             .await?,
         )
