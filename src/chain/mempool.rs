@@ -103,6 +103,11 @@ impl Mempool {
         self.by_hash.contains_key(hash)
     }
 
+    /// Senders with pending transactions (to prefetch their accounts for [`Mempool::select`]).
+    pub fn senders(&self) -> impl Iterator<Item = &Address> {
+        self.by_sender.keys()
+    }
+
     /// A pending transaction by hash.
     pub fn get(&self, hash: &Hash) -> Option<&SignedTransfer> {
         let (sender, nonce) = self.by_hash.get(hash)?;
@@ -417,6 +422,11 @@ mod tests {
         let (a, b) = (address_of(&key(1)), address_of(&key(2)));
         assert_eq!(picked, vec![(b, 0), (a, 0), (a, 1)]);
         assert_eq!(p.select(2, &v).len(), 2);
+        assert_eq!(p.senders().copied().collect::<Vec<_>>(), {
+            let mut s = vec![a, b];
+            s.sort();
+            s
+        });
         assert!(p.select(0, &v).is_empty());
     }
 
