@@ -338,8 +338,9 @@ impl ChainStore {
             .transpose()
     }
 
-    /// The side branch ending at `tip`, oldest first, and the canonical height it forks from.
-    fn side_branch(&self, tip: Block) -> Result<(Vec<Block>, u64), ChainStoreError> {
+    /// The side branch ending at `tip`, oldest first, and the canonical height it forks
+    /// from; `None` if it is longer than [`MAX_REORG_DEPTH`].
+    fn side_branch(&self, tip: Block) -> Result<Option<(Vec<Block>, u64)>, ChainStoreError> {
         let mut branch = vec![tip];
         loop {
             let parent_hash = branch
@@ -348,10 +349,10 @@ impl ChainStore {
                 .unwrap_or_default();
             if let Some(height) = self.store.height_of(&parent_hash)? {
                 branch.reverse();
-                return Ok((branch, height));
+                return Ok(Some((branch, height)));
             }
             if branch.len() as u64 > MAX_REORG_DEPTH {
-                return Err(RejectReason::UnknownParent.into());
+                return Ok(None);
             }
             let parent = self
                 .store
@@ -364,7 +365,18 @@ impl ChainStore {
     }
 
     fn reorg_to(&mut self, tip: Block, now_ms: u64) -> Result<ImportOutcome, ChainStoreError> {
-        let (branch, fork_height) = self.side_branch(tip)?;
+        let tip_hash = tip.hash();
+        let (branch, fork_height) = match self.side_branch(tip) {
+            Ok(Some(found)) => found,
+            Ok(None) => return Ok(ImportOutcome::SideChain),
+            Err(e) => {
+                // An ancestor was dropped as invalid: the tip cannot become canonical.
+                if matches!(e, ChainStoreError::Rejected(_)) {
+                    self.store.remove_side_block(&tip_hash)?;
+                }
+                return Err(e);
+            }
+        };
         let depth = self.head.height.saturating_sub(fork_height);
         if depth > MAX_REORG_DEPTH {
             return Ok(ImportOutcome::SideChain);

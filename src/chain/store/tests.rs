@@ -326,3 +326,42 @@ fn accounts_view_only_holds_stored_accounts() {
     assert_eq!(view.len(), 1);
     assert_eq!(view[&funded].balance, 1_000);
 }
+
+#[test]
+fn descendants_of_a_dropped_invalid_block_cannot_win() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut chain = open(dir.path());
+    let (_a1, a2, b1, _) = fork_setup(&mut chain);
+    let a3 = make(&a2.header, 6, vec![]);
+    chain.import(a3.clone(), NOW).unwrap();
+    chain.import(b1.clone(), NOW).unwrap();
+    // Invalid on execution, but stored as a side block while its branch is not better.
+    let bad_b2 = make(&b1.header, 3, vec![pay(12, 30, 0)]);
+    assert_eq!(
+        chain.import(bad_b2.clone(), NOW).unwrap(),
+        ImportOutcome::SideChain
+    );
+    let late_b3 = make(&bad_b2.header, 7, vec![]);
+    assert_eq!(
+        chain.import(late_b3.clone(), NOW).unwrap(),
+        ImportOutcome::SideChain
+    );
+    // This one is better than a3: the reorg attempt finds bad_b2 and drops it.
+    let b3 = make(&bad_b2.header, 5, vec![]);
+    assert!(matches!(
+        chain.import(b3.clone(), NOW),
+        Err(ChainStoreError::Rejected(RejectReason::BadTx { .. }))
+    ));
+    assert_eq!(chain.head(), Head::of(&a3.header));
+    assert!(!chain.has_block(&bad_b2.hash()).unwrap());
+    assert!(!chain.has_block(&b3.hash()).unwrap());
+    // late_b3 is now cut off; a better child of it is refused and not kept.
+    let b4 = make(&late_b3.header, 8, vec![]);
+    assert!(matches!(
+        chain.import(b4.clone(), NOW),
+        Err(ChainStoreError::Rejected(RejectReason::UnknownParent))
+    ));
+    assert!(!chain.has_block(&b4.hash()).unwrap());
+    assert_eq!(chain.head(), Head::of(&a3.header));
+    assert_eq!(balance(&chain, 11), 200);
+}
