@@ -272,3 +272,29 @@ fn put_accounts_writes_outside_blocks() {
         .unwrap();
     assert_eq!(account(&store, "b").as_deref(), Some("2"));
 }
+
+/// Set in the child process of [`second_process_is_locked_out`] to the dir to open.
+const LOCK_CHILD_ENV: &str = "QNET_STORAGE_LOCK_CHILD_DIR";
+
+#[test]
+fn second_process_is_locked_out() {
+    if let Ok(dir) = std::env::var(LOCK_CHILD_ENV) {
+        let err = Store::open(Path::new(&dir)).unwrap_err();
+        assert!(matches!(err, StorageError::Locked { .. }), "{err:?}");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let _held = Store::open(dir.path()).unwrap();
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "tests::second_process_is_locked_out",
+            "--test-threads=1",
+        ])
+        .env(LOCK_CHILD_ENV, dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "child failed: {stdout}");
+    assert!(stdout.contains("1 passed"), "child ran no test: {stdout}");
+}
