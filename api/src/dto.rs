@@ -319,7 +319,10 @@ mod tests {
     #[test]
     fn block_txs_serialize_as_plain_arrays() {
         let hashes = BlockTxs::Hashes(vec!["ab".into()]);
-        assert_eq!(serde_json::to_value(&hashes).unwrap(), serde_json::json!(["ab"]));
+        assert_eq!(
+            serde_json::to_value(&hashes).unwrap(),
+            serde_json::json!(["ab"])
+        );
         let back: BlockTxs = serde_json::from_value(serde_json::json!(["ab"])).unwrap();
         assert_eq!(back, hashes);
     }

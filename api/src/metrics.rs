@@ -2,9 +2,7 @@
 
 use std::time::Duration;
 
-use prometheus::{
-    HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry,
-};
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
 
 /// Route label for requests that matched no route.
 pub const UNMATCHED_ROUTE: &str = "unmatched";
@@ -26,7 +24,10 @@ impl ApiMetrics {
     /// Creates the metrics and registers them on `registry`.
     pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
         let rpc_requests = IntCounterVec::new(
-            Opts::new("qnet_rpc_requests_total", "JSON-RPC calls by method and outcome"),
+            Opts::new(
+                "qnet_rpc_requests_total",
+                "JSON-RPC calls by method and outcome",
+            ),
             &["method", "outcome"],
         )?;
         let rpc_duration = HistogramVec::new(
@@ -54,10 +55,8 @@ impl ApiMetrics {
             "qnet_ws_subscriptions",
             "JSON-RPC WebSocket subscriptions open",
         )?;
-        let ws_connections = IntGauge::new(
-            "qnet_ws_connections",
-            "JSON-RPC WebSocket connections open",
-        )?;
+        let ws_connections =
+            IntGauge::new("qnet_ws_connections", "JSON-RPC WebSocket connections open")?;
         registry.register(Box::new(rpc_requests.clone()))?;
         registry.register(Box::new(rpc_duration.clone()))?;
         registry.register(Box::new(http_requests.clone()))?;
@@ -153,7 +152,11 @@ mod tests {
         m.observe_http("/v1/status", 200, Duration::from_millis(1));
         let _sub = m.subscription_guard();
         let _conn = m.connection_guard();
-        let names: Vec<String> = registry.gather().iter().map(|f| f.name().to_string()).collect();
+        let names: Vec<String> = registry
+            .gather()
+            .iter()
+            .map(|f| f.name().to_string())
+            .collect();
         for name in [
             "qnet_rpc_requests_total",
             "qnet_rpc_request_duration_seconds",

@@ -97,8 +97,8 @@ mod tests {
         let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
         assert!(
             on_disk == generated,
-            "{} is out of date with the code; regenerate it with `{REGENERATE_COMMAND}`",
-            path.display()
+            "{OPENAPI_FILE} at the workspace root is out of date with the code; \
+             regenerate it with `{REGENERATE_COMMAND}`"
         );
     }
 
@@ -124,10 +124,15 @@ mod tests {
             "/openapi.yaml",
             "/",
         ] {
-            assert!(doc.paths.paths.contains_key(path), "undocumented route {path}");
+            assert!(
+                doc.paths.paths.contains_key(path),
+                "undocumented route {path}"
+            );
         }
         let yaml = openapi_yaml();
-        for status in ["'400'", "'404'", "'413'", "'415'", "'422'", "'429'", "'503'"] {
+        for status in [
+            "'400'", "'404'", "'413'", "'415'", "'422'", "'429'", "'503'",
+        ] {
             assert!(yaml.contains(status), "no route documents status {status}");
         }
     }

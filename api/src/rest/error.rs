@@ -197,13 +197,22 @@ mod tests {
 
     #[test]
     fn rejection_codes_follow_status() {
-        assert_eq!(rejection_code(StatusCode::PAYLOAD_TOO_LARGE), code::PAYLOAD_TOO_LARGE);
+        assert_eq!(
+            rejection_code(StatusCode::PAYLOAD_TOO_LARGE),
+            code::PAYLOAD_TOO_LARGE
+        );
         assert_eq!(
             rejection_code(StatusCode::UNSUPPORTED_MEDIA_TYPE),
             code::UNSUPPORTED_MEDIA_TYPE
         );
-        assert_eq!(rejection_code(StatusCode::UNPROCESSABLE_ENTITY), code::UNPROCESSABLE);
-        assert_eq!(rejection_code(StatusCode::INTERNAL_SERVER_ERROR), code::INTERNAL);
+        assert_eq!(
+            rejection_code(StatusCode::UNPROCESSABLE_ENTITY),
+            code::UNPROCESSABLE
+        );
+        assert_eq!(
+            rejection_code(StatusCode::INTERNAL_SERVER_ERROR),
+            code::INTERNAL
+        );
         assert_eq!(rejection_code(StatusCode::BAD_REQUEST), code::BAD_REQUEST);
     }
 }

@@ -34,24 +34,66 @@ pub const BATCH_TOO_LARGE: i32 = -32010;
 /// Every error code a client may see: (code, name, meaning). `RPC.md` documents the same table.
 pub const ERROR_CODES: &[(i32, &str, &str)] = &[
     (PARSE_ERROR, "parse_error", "invalid JSON"),
-    (INVALID_REQUEST, "invalid_request", "not a JSON-RPC 2.0 request, or an empty batch"),
+    (
+        INVALID_REQUEST,
+        "invalid_request",
+        "not a JSON-RPC 2.0 request, or an empty batch",
+    ),
     (METHOD_NOT_FOUND, "method_not_found", "no such method"),
-    (INVALID_PARAMS, "invalid_params", "wrong parameter count, type or value"),
-    (INTERNAL_ERROR, "internal_error", "the node failed; see its log"),
-    (TX_REJECTED, "tx_rejected", "the node refused the transaction; data.code holds the reason"),
-    (RATE_LIMITED, "rate_limited", "too many transactions from this client"),
+    (
+        INVALID_PARAMS,
+        "invalid_params",
+        "wrong parameter count, type or value",
+    ),
+    (
+        INTERNAL_ERROR,
+        "internal_error",
+        "the node failed; see its log",
+    ),
+    (
+        TX_REJECTED,
+        "tx_rejected",
+        "the node refused the transaction; data.code holds the reason",
+    ),
+    (
+        RATE_LIMITED,
+        "rate_limited",
+        "too many transactions from this client",
+    ),
     (UNAVAILABLE, "unavailable", "the node cannot answer now"),
-    (TOO_MANY_SUBSCRIPTIONS, "too_many_subscriptions", "subscription limit of the connection reached"),
-    (OVERSIZED_REQUEST, "oversized_request", "request larger than the body limit"),
-    (OVERSIZED_RESPONSE, "oversized_response", "response larger than the response limit"),
-    (SERVER_BUSY, "server_busy", "WebSocket connection limit reached"),
-    (BATCH_TOO_LARGE, "batch_too_large", "batch longer than the batch limit"),
+    (
+        TOO_MANY_SUBSCRIPTIONS,
+        "too_many_subscriptions",
+        "subscription limit of the connection reached",
+    ),
+    (
+        OVERSIZED_REQUEST,
+        "oversized_request",
+        "request larger than the body limit",
+    ),
+    (
+        OVERSIZED_RESPONSE,
+        "oversized_response",
+        "response larger than the response limit",
+    ),
+    (
+        SERVER_BUSY,
+        "server_busy",
+        "WebSocket connection limit reached",
+    ),
+    (
+        BATCH_TOO_LARGE,
+        "batch_too_large",
+        "batch longer than the batch limit",
+    ),
 ];
 
 /// The JSON-RPC error for a service failure; internal details are logged, not sent.
 pub fn service_error(err: ServiceError) -> ErrorObjectOwned {
     match err {
-        ServiceError::InvalidParams(msg) => ErrorObjectOwned::owned(INVALID_PARAMS, msg, None::<()>),
+        ServiceError::InvalidParams(msg) => {
+            ErrorObjectOwned::owned(INVALID_PARAMS, msg, None::<()>)
+        }
         ServiceError::Rejected { code, message } => ErrorObjectOwned::owned(
             TX_REJECTED,
             message,
@@ -72,7 +114,11 @@ pub fn invalid_params(msg: impl Into<String>) -> ErrorObjectOwned {
 
 /// The rate-limited error.
 pub fn rate_limited() -> ErrorObjectOwned {
-    ErrorObjectOwned::owned(RATE_LIMITED, "too many transactions, retry later", None::<()>)
+    ErrorObjectOwned::owned(
+        RATE_LIMITED,
+        "too many transactions, retry later",
+        None::<()>,
+    )
 }
 
 /// The internal error.
@@ -115,8 +161,14 @@ mod tests {
         });
         assert_eq!(e.code(), TX_REJECTED);
         assert_eq!(e.data().unwrap().get(), r#"{"code":"nonce_too_low"}"#);
-        assert_eq!(service_error(ServiceError::InvalidParams("x".into())).code(), INVALID_PARAMS);
-        assert_eq!(service_error(ServiceError::Unavailable("x".into())).code(), UNAVAILABLE);
+        assert_eq!(
+            service_error(ServiceError::InvalidParams("x".into())).code(),
+            INVALID_PARAMS
+        );
+        assert_eq!(
+            service_error(ServiceError::Unavailable("x".into())).code(),
+            UNAVAILABLE
+        );
         let internal = service_error(ServiceError::Internal("disk on fire".into()));
         assert_eq!(internal.code(), INTERNAL_ERROR);
         assert_eq!(internal.message(), "internal error");

@@ -103,7 +103,8 @@ where
     fn batch<'a>(&self, batch: Batch<'a>) -> impl Future<Output = MethodResponse> + Send + 'a {
         let this = self.clone();
         async move {
-            let mut responses = BatchResponseBuilder::new_with_limit(this.shared.max_response_bytes);
+            let mut responses =
+                BatchResponseBuilder::new_with_limit(this.shared.max_response_bytes);
             let mut got_notification = false;
             for entry in batch {
                 let response = match entry {

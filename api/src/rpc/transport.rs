@@ -39,7 +39,12 @@ pub struct RpcTransport {
 
 impl RpcTransport {
     /// A transport for `methods` with the limits of `config`; `stop` closes WebSockets.
-    pub fn new(methods: Methods, config: &ApiConfig, metrics: ApiMetrics, stop: StopHandle) -> Self {
+    pub fn new(
+        methods: Methods,
+        config: &ApiConfig,
+        metrics: ApiMetrics,
+        stop: StopHandle,
+    ) -> Self {
         let server_config = ServerConfig::builder()
             .max_request_body_size(config.max_body_bytes)
             .max_response_body_size(config.max_response_bytes)
@@ -47,7 +52,10 @@ impl RpcTransport {
             .max_subscriptions_per_connection(config.max_subscriptions_per_connection)
             .set_batch_request_config(BatchRequestConfig::Limit(config.max_batch_len))
             .build();
-        let names = methods.method_names().map(str::to_string).collect::<Vec<_>>();
+        let names = methods
+            .method_names()
+            .map(str::to_string)
+            .collect::<Vec<_>>();
         let rpc_middleware = RpcServiceBuilder::new().layer(RpcMetricsLayer::new(
             metrics.clone(),
             names,
