@@ -96,6 +96,9 @@ impl ApiServer {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ApiError> {
+        if let Ok(addr) = listener.local_addr() {
+            tracing::info!(%addr, "api server listening");
+        }
         let stop = self.stop;
         let shutdown = async move {
             shutdown.await;
