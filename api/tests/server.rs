@@ -637,11 +637,15 @@ async fn json_rpc_methods_and_standard_errors() {
         assert!(b["result"].get(key).is_some(), "{method}: {b}");
     }
 
-    // -32700: not JSON.
+    // -32700: not JSON, either truncated or not even an object or array.
     let (s, b) = h
         .post_raw("/", "application/json", "{\"jsonrpc\": ".into())
         .await;
-    assert!(s == 200 || s == 400, "{s}");
+    assert_eq!(s, 200);
+    assert_eq!(b["error"]["code"], -32700);
+    assert_eq!(b["id"], Value::Null);
+    let (s, b) = h.post_raw("/", "application/json", "garbage".into()).await;
+    assert_eq!(s, 400);
     assert_eq!(b["error"]["code"], -32700);
     // -32600: not a request object.
     let (_, b) = h.post_json("/", &json!({"jsonrpc": "2.0", "id": 3})).await;
@@ -861,5 +865,31 @@ async fn slow_service_call_answers_503_timeout() {
     // Other routes are not held up by the stuck call.
     assert_eq!(h.get("/v1/status").await.0, 200);
     h.node.slow_peers.store(false, Ordering::SeqCst);
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn tx_send_over_websocket_shares_the_rate_limit() {
+    let config = ApiConfig {
+        tx_rate_limit: Some(RateLimit {
+            per_second: 1,
+            burst: 1,
+        }),
+        ..ApiConfig::default()
+    };
+    let h = Harness::start(config).await;
+    let mut ws = h.ws().await;
+    let mut code = None;
+    for id in 0..20 {
+        ws.send(json!({"jsonrpc": "2.0", "id": id, "method": "tx_send", "params": ["01"]}))
+            .await;
+        let reply = ws.recv().await;
+        if let Some(c) = reply["error"]["code"].as_i64() {
+            code = Some(c);
+            break;
+        }
+        assert_eq!(reply["result"], SUBMITTED_HASH);
+    }
+    assert_eq!(code, Some(-32002));
     h.shutdown().await;
 }
