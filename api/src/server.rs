@@ -102,7 +102,7 @@ impl ApiServer {
         let stop = self.stop;
         let shutdown = async move {
             shutdown.await;
-            // Already stopped only if the handle was stopped twice; nothing to do then.
+            // stop() fails only when already stopped; nothing left to do then.
             let _ = stop.stop();
         };
         axum::serve(
