@@ -9,14 +9,15 @@ pub mod config;
 pub mod dto;
 pub mod metrics;
 pub mod openapi;
-pub mod params;
-pub mod rate_limit;
-pub mod rest;
+mod params;
+mod rate_limit;
+mod rest;
 pub mod rpc;
 pub mod server;
 pub mod service;
 
 pub use config::{ApiConfig, RateLimit};
 pub use openapi::openapi_yaml;
+pub use rest::error::code as rest_error_codes;
 pub use server::{serve, ApiError, ApiServer};
 pub use service::{NodeService, ServiceError};

@@ -97,8 +97,8 @@ mod tests {
         let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
         assert!(
             on_disk == generated,
-            "{} is out of date with the code; regenerate it with `{REGENERATE_COMMAND}`",
-            path.display()
+            "{OPENAPI_FILE} at the workspace root is out of date with the code; \
+             regenerate it with `{REGENERATE_COMMAND}`"
         );
     }
 

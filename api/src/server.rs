@@ -96,10 +96,13 @@ impl ApiServer {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ApiError> {
+        if let Ok(addr) = listener.local_addr() {
+            tracing::info!(%addr, "api server listening");
+        }
         let stop = self.stop;
         let shutdown = async move {
             shutdown.await;
-            // Already stopped only if the handle was stopped twice; nothing to do then.
+            // stop() fails only when already stopped; nothing left to do then.
             let _ = stop.stop();
         };
         axum::serve(

@@ -108,16 +108,6 @@ impl RestError {
             "internal error",
         )
     }
-
-    /// The HTTP status.
-    pub fn status(&self) -> StatusCode {
-        self.status
-    }
-
-    /// The error code.
-    pub fn code(&self) -> &str {
-        &self.code
-    }
 }
 
 impl From<ServiceError> for RestError {
@@ -185,14 +175,34 @@ mod tests {
             code: "bad_signature".into(),
             message: "bad signature".into(),
         });
-        assert_eq!(rejected.status(), StatusCode::UNPROCESSABLE_ENTITY);
-        assert_eq!(rejected.code(), "bad_signature");
+        assert_eq!(
+            rejected,
+            RestError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "bad_signature",
+                "bad signature"
+            )
+        );
         let invalid = RestError::from(ServiceError::InvalidParams("bad address".into()));
-        assert_eq!(invalid.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(invalid, RestError::invalid_params("bad address"));
         let unavailable = RestError::from(ServiceError::Unavailable("syncing".into()));
-        assert_eq!(unavailable.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            unavailable,
+            RestError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                code::UNAVAILABLE,
+                "syncing"
+            )
+        );
         let internal = RestError::from(ServiceError::Internal("secret path".into()));
         assert_eq!(internal, RestError::internal());
+    }
+
+    #[test]
+    fn too_many_requests_carries_retry_after() {
+        let response = RestError::rate_limited().into_response();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "1");
     }
 
     #[test]

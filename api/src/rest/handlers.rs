@@ -52,6 +52,7 @@ pub struct BlocksQuery {
     /// First height (default 0).
     pub from: Option<u64>,
     /// Number of blocks, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
 }
 

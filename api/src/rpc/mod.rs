@@ -2,5 +2,5 @@
 
 pub mod api;
 pub mod codes;
-pub mod middleware;
-pub mod transport;
+mod middleware;
+pub(crate) mod transport;

@@ -10,7 +10,8 @@ use axum::Json;
 use jsonrpsee::server::http::content_type_is_json;
 use jsonrpsee::server::middleware::rpc::RpcServiceBuilder;
 use jsonrpsee::server::{
-    ws, BatchRequestConfig, Methods, Server, ServerConfig, StopHandle, TowerServiceBuilder,
+    ws, BatchRequestConfig, Methods, PingConfig, Server, ServerConfig, StopHandle,
+    TowerServiceBuilder,
 };
 use tokio::sync::Semaphore;
 use tower::layer::util::{Identity, Stack};
@@ -51,6 +52,8 @@ impl RpcTransport {
             .max_connections(JSONRPSEE_CONNECTION_CAP)
             .max_subscriptions_per_connection(config.max_subscriptions_per_connection)
             .set_batch_request_config(BatchRequestConfig::Limit(config.max_batch_len))
+            // Pings find dead peers, so their connection slots come back.
+            .enable_ws_ping(PingConfig::new())
             .build();
         let names = methods
             .method_names()
