@@ -128,13 +128,29 @@ pub struct Store {
     meta: Tree,
 }
 
+/// How often a locked data dir is retried before `Locked` is reported.
+const LOCK_RETRIES: u32 = 10;
+/// Pause between lock retries.
+const LOCK_RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
+
 impl Store {
     /// Opens (or creates) the database in `dir`; a dir held by another handle is `Locked`.
     pub fn open(dir: &Path) -> Result<Store, StorageError> {
-        let db = sled::Config::new()
-            .path(dir)
-            .open()
-            .map_err(|e| map_open_error(dir, e))?;
+        // A handle dropped in this process releases its lock only when sled's flusher
+        // thread has exited (up to one flush interval), so a lock is retried briefly.
+        let mut attempts = 0;
+        let db = loop {
+            match sled::Config::new().path(dir).open() {
+                Ok(db) => break db,
+                Err(e) => match map_open_error(dir, e) {
+                    StorageError::Locked { .. } if attempts < LOCK_RETRIES => {
+                        attempts += 1;
+                        std::thread::sleep(LOCK_RETRY_PAUSE);
+                    }
+                    other => return Err(other),
+                },
+            }
+        };
         let tree = |name: &str| db.open_tree(name);
         Ok(Store {
             blocks: tree(TREE_BLOCKS)?,
