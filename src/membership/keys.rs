@@ -59,6 +59,9 @@ pub struct RegionSummary {
     pub live: u32,
     /// Node ids of the region's bridges.
     pub bridges: Vec<String>,
+    /// Data-plane (p2p) addresses of the bridges, in the order of `bridges`.
+    #[serde(default)]
+    pub bridge_addrs: Vec<SocketAddr>,
     /// Regional gossip addresses of some live members, for joining the region.
     pub seeds: Vec<SocketAddr>,
     /// Bridge-cluster gossip addresses of the region's bridges.
@@ -83,6 +86,7 @@ impl RegionSummary {
         let s: RegionSummary = serde_json::from_str(value).ok()?;
         let sane = s.live <= s.known
             && s.bridges.len() <= MAX_SUMMARY_ADDRS
+            && (s.bridge_addrs.is_empty() || s.bridge_addrs.len() == s.bridges.len())
             && s.seeds.len() <= MAX_SUMMARY_ADDRS
             && s.bridge_seeds.len() <= MAX_SUMMARY_ADDRS;
         sane.then_some(s)
@@ -112,6 +116,7 @@ mod tests {
             known: 3,
             live: 2,
             bridges: vec!["00112233aabbccdd".into()],
+            bridge_addrs: vec!["127.0.0.1:9000".parse().unwrap()],
             seeds: vec!["127.0.0.1:9000".parse().unwrap()],
             bridge_seeds: vec!["127.0.0.1:9001".parse().unwrap()],
             head_height: Some(5),

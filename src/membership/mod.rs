@@ -159,10 +159,7 @@ impl Membership {
                 .store
                 .load_regions()
                 .iter()
-                .map(|s| view::RegionStatus {
-                    last_live_ms: s.updated_ms,
-                    ..region_status_of(s)
-                })
+                .map(|s| view::from_summary(s, s.updated_ms))
                 .collect(),
         );
         let worker = Worker {
@@ -289,24 +286,6 @@ async fn spawn_cluster(
             addr: bind_addr,
             reason: format!("{e:#}").to_lowercase(),
         })
-}
-
-fn region_status_of(s: &RegionSummary) -> RegionStatus {
-    RegionStatus {
-        region: s.region.clone(),
-        known: s.known.max(1),
-        live: s.live,
-        missing: s.live == 0,
-        bridges: s
-            .bridges
-            .iter()
-            .filter_map(|b| crate::identity::NodeId::parse(b))
-            .collect(),
-        seeds: s.seeds.clone(),
-        bridge_seeds: s.bridge_seeds.clone(),
-        head_height: s.head_height,
-        last_live_ms: 0,
-    }
 }
 
 /// Shared access to one chitchat cluster's state.

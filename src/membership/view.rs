@@ -65,6 +65,9 @@ pub struct RegionStatus {
     pub missing: bool,
     /// Bridge node ids.
     pub bridges: Vec<NodeId>,
+    /// Data-plane addresses of the bridges, in the order of `bridges` (may be empty when
+    /// a summary did not carry them).
+    pub bridge_addrs: Vec<SocketAddr>,
     /// Regional gossip addresses of live members.
     pub seeds: Vec<SocketAddr>,
     /// Bridge-cluster gossip addresses of its bridges.
@@ -92,6 +95,7 @@ impl RegionStatus {
             known: self.known,
             live: self.live,
             bridges: self.bridges.iter().map(|b| b.to_string()).collect(),
+            bridge_addrs: self.bridge_addrs.clone(),
             seeds: self.seeds.clone(),
             bridge_seeds: self.bridge_seeds.clone(),
             head_height: self.head_height,
@@ -153,6 +157,18 @@ impl MembershipView {
             .filter(|r| r.missing)
             .map(|r| r.region.clone())
             .collect()
+    }
+
+    /// Data-plane address of a node this node knows: a member of its own region or a
+    /// bridge of another region.
+    pub fn p2p_addr_of(&self, id: &NodeId) -> Option<SocketAddr> {
+        if let Some(m) = self.members.iter().find(|m| &m.node_id == id) {
+            return Some(m.gossip_addr);
+        }
+        self.regions.values().find_map(|r| {
+            let i = r.bridges.iter().position(|b| b == id)?;
+            r.bridge_addrs.get(i).copied()
+        })
     }
 
     /// Network health: live / known over all regions (1.0 when nothing is known).
@@ -235,6 +251,7 @@ pub fn own_region_status(input: OwnRegionInput<'_>) -> RegionStatus {
         live: live.len() as u32,
         missing: live.is_empty() && !known.is_empty(),
         bridges: bridges.iter().map(|m| m.node_id.clone()).collect(),
+        bridge_addrs: bridges.iter().map(|m| m.gossip_addr).collect(),
         seeds: live
             .iter()
             .take(MAX_SUMMARY_ADDRS)
@@ -333,13 +350,26 @@ impl RegionMemory {
     }
 }
 
-fn from_summary(s: &RegionSummary, last_live_ms: u64) -> RegionStatus {
+/// The status a summary describes; bridges with a malformed id are dropped with their address.
+pub fn from_summary(s: &RegionSummary, last_live_ms: u64) -> RegionStatus {
+    let addrs = (s.bridge_addrs.len() == s.bridges.len()).then_some(&s.bridge_addrs);
+    let mut bridges = Vec::new();
+    let mut bridge_addrs = Vec::new();
+    for (i, b) in s.bridges.iter().enumerate() {
+        if let Some(id) = NodeId::parse(b) {
+            bridges.push(id);
+            if let Some(addr) = addrs.and_then(|a| a.get(i)) {
+                bridge_addrs.push(*addr);
+            }
+        }
+    }
     RegionStatus {
         region: s.region.clone(),
         known: s.known.max(1),
         live: s.live,
         missing: s.live == 0,
-        bridges: s.bridges.iter().filter_map(|b| NodeId::parse(b)).collect(),
+        bridges,
+        bridge_addrs,
         seeds: s.seeds.clone(),
         bridge_seeds: s.bridge_seeds.clone(),
         head_height: s.head_height,
@@ -377,6 +407,7 @@ mod tests {
             known,
             live,
             bridges: vec![],
+            bridge_addrs: vec![],
             seeds: vec![],
             bridge_seeds: vec![],
             head_height: None,
@@ -493,6 +524,7 @@ mod tests {
                     live,
                     missing: live == 0,
                     bridges: vec![],
+                    bridge_addrs: vec![],
                     seeds: vec![],
                     bridge_seeds: vec![],
                     head_height: None,
