@@ -438,7 +438,19 @@ impl Worker {
                     .await
                     .self_node_state()
                     .set(keys::KEY_SUMMARY, summary);
+                let known_addrs: HashSet<SocketAddr> =
+                    members.iter().map(|m| m.gossip_addr).collect();
                 for o in self.observe(&cluster).await {
+                    if o.card.region == region && o.live && o.id != self.bridge_self_id() {
+                        // another bridge of our own region that our regional cluster does
+                        // not know: the region is split (e.g. two nodes joined it at once);
+                        // gossip with its members to merge the two halves
+                        for addr in summary_seeds(&o.kv) {
+                            if !known_addrs.contains(&addr) {
+                                let _ = self.shared.regional.gossip(addr);
+                            }
+                        }
+                    }
                     if o.card.region == region || !o.ready {
                         continue;
                     }
@@ -514,6 +526,15 @@ impl Worker {
             changed
         });
         self.persist(now, false);
+    }
+
+    /// This node's id in the bridge cluster (same node id and generation, bridge address).
+    fn bridge_self_id(&self) -> ChitchatId {
+        ChitchatId::new(
+            self.self_id.node_id.clone(),
+            self.self_id.generation_id,
+            bridge_gossip_addr(self.params.advertise_addr),
+        )
     }
 
     async fn ensure_bridge(&mut self, own: &RegionStatus) -> Option<ClusterRef> {
@@ -650,6 +671,15 @@ impl Worker {
         self.persisted_ids = ids;
         self.last_persist_ms = now;
     }
+}
+
+/// Regional gossip addresses listed in a bridge's published summary.
+fn summary_seeds(kv: &[(String, String)]) -> Vec<SocketAddr> {
+    kv.iter()
+        .filter(|(k, _)| k == keys::KEY_SUMMARY)
+        .filter_map(|(_, v)| RegionSummary::decode(v))
+        .flat_map(|s| s.seeds)
+        .collect()
 }
 
 /// Views equal but for the build time and last-seen stamps.
