@@ -6,6 +6,7 @@
 
 pub mod card;
 pub mod keys;
+pub mod liveness;
 pub mod store;
 pub mod transport;
 pub mod view;
@@ -153,15 +154,9 @@ impl Membership {
             bridge: tokio::sync::Mutex::new(None),
             gossip_interval: params.config.gossip_interval,
         });
-        let mut memory = RegionMemory::default();
-        memory.restore(
-            params
-                .store
-                .load_regions()
-                .iter()
-                .map(|s| view::from_summary(s, s.updated_ms))
-                .collect(),
-        );
+        // remembered regions only seed the bridge cluster (see node::seeds); they are not
+        // restored as missing, so a restarted node never raises a stale failover
+        let memory = RegionMemory::default();
         let worker = Worker {
             lone_start: !params.expect_peers,
             records: params
@@ -179,6 +174,8 @@ impl Membership {
             last_persist_ms: 0,
             persisted_ids: HashSet::new(),
             self_id: id,
+            regional_liveness: liveness::LivenessFilter::default(),
+            bridge_liveness: liveness::LivenessFilter::default(),
         };
         let task = tokio::spawn(worker.run(stop_rx));
         Ok(Membership {
@@ -313,6 +310,8 @@ struct Worker {
     persisted_ids: HashSet<crate::identity::NodeId>,
     lone_start: bool,
     self_id: ChitchatId,
+    regional_liveness: liveness::LivenessFilter,
+    bridge_liveness: liveness::LivenessFilter,
 }
 
 impl Worker {
@@ -329,7 +328,7 @@ impl Worker {
     }
 
     /// Reads a cluster and returns its members whose cards verify.
-    async fn observe(&mut self, cluster: &ClusterRef) -> Vec<Observed> {
+    async fn observe(&mut self, cluster: &ClusterRef, bridge: bool) -> Vec<Observed> {
         let (states, live): (Vec<NodeState>, HashSet<ChitchatId>) = {
             let c = cluster.lock().await;
             let live: HashSet<ChitchatId> = c.live_nodes().cloned().collect();
@@ -354,8 +353,14 @@ impl Worker {
                 debug!(node = ?id, "ignoring member with an invalid card");
                 continue;
             };
+            let filter = if bridge {
+                &mut self.bridge_liveness
+            } else {
+                &mut self.regional_liveness
+            };
+            let heartbeat = u64::from(state.heartbeat());
             out.push(Observed {
-                live: live.contains(&id),
+                live: filter.live(&id, live.contains(&id), heartbeat),
                 ready: state.get(keys::KEY_READY) != Some("0"),
                 head: state.get(keys::KEY_HEAD).and_then(Head::decode),
                 kv: state
@@ -374,7 +379,7 @@ impl Worker {
         let now = self.params.clock.now_ms();
         let region = self.params.region.clone();
         let regional = self.shared.regional.chitchat();
-        let observed = self.observe(&regional).await;
+        let observed = self.observe(&regional, false).await;
         let mut members: Vec<Member> = Vec::new();
         let mut copies: Vec<HeardSummary> = Vec::new();
         for o in &observed {
@@ -440,7 +445,7 @@ impl Worker {
                     .set(keys::KEY_SUMMARY, summary);
                 let known_addrs: HashSet<SocketAddr> =
                     members.iter().map(|m| m.gossip_addr).collect();
-                for o in self.observe(&cluster).await {
+                for o in self.observe(&cluster, true).await {
                     if o.card.region == region && o.live && o.id != self.bridge_self_id() {
                         // another bridge of our own region that our regional cluster does
                         // not know: the region is split (e.g. two nodes joined it at once);

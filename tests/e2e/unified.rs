@@ -162,16 +162,31 @@ async fn strategy_follows_regions_and_failover_is_conservative() {
         let deactivated = events_of(&f, "deactivated");
         assert_eq!(deactivated.len(), 1, "{f}");
         assert_eq!(events_of(&f, "activated").len(), 1, "no flapping: {f}");
-        let back_at = returned
-            .iter()
-            .filter_map(|e| e["at_ms"].as_u64())
-            .max()
-            .unwrap();
+        // while both regions are missing or inside their restoration window, two regions
+        // count as failed: deactivation waits until the earlier return is a window old
+        let last_return = |region: &str| {
+            returned
+                .iter()
+                .filter(|e| has_region(e, region))
+                .filter_map(|e| e["at_ms"].as_u64())
+                .max()
+                .unwrap()
+        };
+        let first_back = last_return("asia").min(last_return("sa"));
         let off_at = deactivated[0]["at_ms"].as_u64().unwrap();
         assert!(
-            off_at >= back_at + 2_000,
-            "deactivated {off_at} only a window after the last return {back_at}: {f}"
+            off_at >= first_back + 2_000,
+            "deactivated at {off_at}, a region came back at {first_back}: {f}"
         );
+        // no region flapped: one loss and one return each
+        for region in ["asia", "sa"] {
+            let lost = events_of(&f, "region_lost")
+                .iter()
+                .filter(|e| has_region(e, region))
+                .count();
+            let back = returned.iter().filter(|e| has_region(e, region)).count();
+            assert_eq!((lost, back), (1, 1), "{region} flapped: {f}");
+        }
     }
     all_report(&[&eu, &na, &asia, &sa], "global_mesh").await;
 }
