@@ -102,7 +102,7 @@ pub struct Membership {
     view_rx: watch::Receiver<Arc<MembershipView>>,
     joined_rx: watch::Receiver<bool>,
     shared: Arc<Shared>,
-    task: JoinHandle<()>,
+    task: tokio::sync::Mutex<Option<JoinHandle<()>>>,
     stop_tx: watch::Sender<bool>,
 }
 
@@ -110,6 +110,8 @@ struct Shared {
     regional: ChitchatHandle,
     bridge: tokio::sync::Mutex<Option<ChitchatHandle>>,
     gossip_interval: Duration,
+    /// Bridge-cluster seeds learned after start (see [`Membership::add_seeds`]).
+    late_bridge_seeds: std::sync::Mutex<Vec<SocketAddr>>,
 }
 
 impl Membership {
@@ -153,6 +155,7 @@ impl Membership {
             regional,
             bridge: tokio::sync::Mutex::new(None),
             gossip_interval: params.config.gossip_interval,
+            late_bridge_seeds: std::sync::Mutex::new(Vec::new()),
         });
         // remembered regions only seed the bridge cluster (see node::seeds); they are not
         // restored as missing, so a restarted node never raises a stale failover
@@ -182,7 +185,7 @@ impl Membership {
             view_rx,
             joined_rx,
             shared,
-            task,
+            task: tokio::sync::Mutex::new(Some(task)),
             stop_tx,
         })
     }
@@ -207,6 +210,24 @@ impl Membership {
         self.joined_rx.clone()
     }
 
+    /// Seeds learned after start (a bootstrap peer that answered late): gossips with the
+    /// regional ones at once and uses the bridge ones when (or while) this node bridges.
+    pub async fn add_seeds(&self, region_seeds: &[SocketAddr], bridge_seeds: &[SocketAddr]) {
+        for addr in region_seeds {
+            let _ = self.shared.regional.gossip(*addr);
+        }
+        if let Some(bridge) = self.shared.bridge.lock().await.as_ref() {
+            for addr in bridge_seeds {
+                let _ = bridge.gossip(*addr);
+            }
+        }
+        self.shared
+            .late_bridge_seeds
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(bridge_seeds);
+    }
+
     /// Announces this node's chain head in its regional cluster.
     pub async fn set_head(&self, head: Head) {
         self.shared
@@ -217,9 +238,11 @@ impl Membership {
 
     /// Leaves politely: marks the node not ready, waits two gossip intervals so peers learn
     /// it, then stops gossiping.
-    pub async fn leave(self) {
+    pub async fn leave(&self) {
         let _ = self.stop_tx.send(true);
-        let _ = self.task.await;
+        if let Some(task) = self.task.lock().await.take() {
+            let _ = task.await;
+        }
         self.shared
             .regional
             .with_chitchat(|c| c.self_node_state().set(keys::KEY_READY, "0"))
@@ -233,14 +256,7 @@ impl Membership {
         if let Some(bridge) = self.shared.bridge.lock().await.take() {
             let _ = bridge.shutdown().await;
         }
-        match Arc::try_unwrap(self.shared) {
-            Ok(shared) => {
-                let _ = shared.regional.shutdown().await;
-            }
-            Err(shared) => {
-                let _ = shared.regional.initiate_shutdown();
-            }
-        }
+        let _ = self.shared.regional.initiate_shutdown();
         info!("left the cluster");
     }
 }
@@ -559,6 +575,14 @@ impl Worker {
                 self.params.node_type,
             );
             let mut seeds: Vec<SocketAddr> = self.params.bridge_seeds.clone();
+            seeds.extend(
+                self.shared
+                    .late_bridge_seeds
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .iter()
+                    .copied(),
+            );
             seeds.extend(own.bridge_seeds.iter().copied());
             for r in self.memory.regions() {
                 seeds.extend(r.bridge_seeds.iter().copied());

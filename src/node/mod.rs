@@ -29,8 +29,8 @@ use persist::SledMembershipStore;
 
 /// Chain id used until a chain spec is configured.
 pub const DEV_CHAIN_ID: &str = "qnet-dev";
-/// How many rounds the node tries its bootstrap peers before going on without them.
-const BOOTSTRAP_ATTEMPTS: u32 = 8;
+/// Rounds of bootstrap requests before the node starts; later rounds run in the background.
+const BOOTSTRAP_ATTEMPTS: u32 = 3;
 
 /// Why a node could not start.
 #[derive(Debug, thiserror::Error)]
@@ -110,7 +110,7 @@ impl NodeShared {
 /// A started node.
 pub struct RunningNode {
     shared: Arc<NodeShared>,
-    membership: Option<Membership>,
+    membership: Option<Arc<Membership>>,
     stop_tx: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -216,7 +216,7 @@ pub async fn start(config: NodeConfig, clock: SharedClock) -> Result<RunningNode
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = Vec::new();
     let membership = if config.node_type.gossips() {
-        Some(
+        Some(Arc::new(
             Membership::start(MembershipParams {
                 identity: identity.clone(),
                 region: config.region.clone(),
@@ -235,7 +235,7 @@ pub async fn start(config: NodeConfig, clock: SharedClock) -> Result<RunningNode
                 transport: crate::membership::transport::udp(),
             })
             .await?,
-        )
+        ))
     } else {
         None
     };
@@ -266,11 +266,19 @@ pub async fn start(config: NodeConfig, clock: SharedClock) -> Result<RunningNode
     });
     tasks.push(tokio::spawn(net::server::serve(
         p2p_listener,
-        local,
+        local.clone(),
         Arc::new(seeds::ViewResponder::new(shared.clone())),
         metrics.clone(),
         stop_rx.clone(),
     )));
+    if let Some(m) = &membership {
+        tasks.push(tokio::spawn(seeds::keep_bootstrapping(
+            shared.config.clone(),
+            local.clone(),
+            m.clone(),
+            stop_rx.clone(),
+        )));
+    }
     tasks.push(tokio::spawn(readiness_gauge(
         shared.clone(),
         stop_rx.clone(),

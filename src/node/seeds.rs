@@ -71,6 +71,37 @@ pub async fn gather(
     (region_seeds, bridge_seeds)
 }
 
+/// While the node has not joined, asks its bootstrap peers again every few seconds and
+/// hands what they answer to membership (a network that was down at start is joined as
+/// soon as it is up).
+pub async fn keep_bootstrapping(
+    config: NodeConfig,
+    local: LocalInfo,
+    membership: Arc<crate::membership::Membership>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    if config.bootstrap_peers.is_empty() {
+        return;
+    }
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+            _ = stop.changed() => return,
+        }
+        if membership.joined() {
+            return;
+        }
+        for peer in &config.bootstrap_peers {
+            if let Ok((r, b)) = fetch_seeds(peer, &local, config.region.as_str()).await {
+                if !r.is_empty() || !b.is_empty() {
+                    info!(peer = %peer, region_seeds = r.len(), bridge_seeds = b.len(), "bootstrap peer answered late");
+                    membership.add_seeds(&r, &b).await;
+                }
+            }
+        }
+    }
+}
+
 /// Answers seed requests from the current membership view.
 pub struct ViewResponder {
     shared: Arc<NodeShared>,

@@ -358,3 +358,30 @@ async fn forged_malformed_and_flooding_gossip_neither_crashes_nor_adds_members()
         let _ = f.shutdown().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_whose_bootstrap_peer_starts_late_joins_when_it_comes_up() {
+    let root = test_dir("late-bootstrap");
+    let first = NodeSpec::new(&root, "a", "eu", "super");
+    let mut second = NodeSpec::new(&root, "b", "na", "super");
+    second.bootstrap = vec![first.p2p_addr()];
+    let b = NodeProcess::start(second);
+    // b gives up its first bootstrap rounds, not joined: not ready
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    assert_eq!(
+        get_status(&b.url("/health/ready")).await,
+        Some(503),
+        "{}",
+        b.log()
+    );
+    let a = NodeProcess::start(first);
+    for n in [&a, &b] {
+        wait_for("both regions live", CONVERGE, || async {
+            let doc = get_json(&n.url("/v1/regions")).await?;
+            let regions = regions_live(&doc);
+            (regions.len() == 2 && regions.iter().all(|(_, _, live)| *live > 0)).then_some(())
+        })
+        .await;
+    }
+    assert_eq!(get_status(&b.url("/health/ready")).await, Some(200));
+}
