@@ -254,7 +254,8 @@ pub struct AccountDto {
 /// Body of `POST /v1/txs`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct SubmitTxDto {
-    /// Signed transaction in its canonical encoding, hex.
+    /// Signed transaction in its canonical encoding, hex (an optional `0x` prefix).
+    #[schema(pattern = r"^(0x)?([0-9a-fA-F]{2})+$", min_length = 2)]
     pub tx: String,
 }
 

@@ -150,10 +150,12 @@ fn rpc_error(status: StatusCode, code: i32, message: &str) -> Response {
 
 /// JSON-RPC 2.0 over HTTP: a request object or a batch array (see `api/RPC.md`).
 #[utoipa::path(post, path = "/", tag = "json-rpc",
-    request_body(content = Object, content_type = "application/json",
-        description = "JSON-RPC 2.0 request or batch (at most 50 calls); see api/RPC.md"),
+    request_body(content = serde_json::Value, content_type = "application/json",
+        description = "any JSON: a JSON-RPC 2.0 request or batch (at most 50 calls) is answered, \
+            anything else gets a JSON-RPC error; see api/RPC.md. The same path also accepts \
+            WebSocket upgrades (GET) for subscriptions."),
     responses(
-        (status = 200, description = "JSON-RPC response or batch of responses; errors are inside", body = Object),
+        (status = 200, description = "JSON-RPC response or batch of responses; errors are inside", body = serde_json::Value),
         (status = 400, description = "body is not JSON (error -32700)", body = Object),
         (status = 413, description = "body larger than the limit (error -32007)", body = Object),
         (status = 415, description = "content type is not application/json", body = Object),
