@@ -85,6 +85,10 @@ pub struct NodeArgs {
     /// Data directory (key, database).
     #[arg(long, env = "QNET_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Chain spec JSON file; without it the spec stored in the data dir, a bootstrap
+    /// peer's spec, or a new single-producer development chain is used.
+    #[arg(long, env = "QNET_CHAIN")]
+    pub chain: Option<PathBuf>,
     /// Address for gossip (UDP) and the data plane (TCP).
     #[arg(long, env = "QNET_P2P_ADDR")]
     pub p2p_addr: Option<SocketAddr>,

@@ -111,6 +111,8 @@ pub struct NodeConfig {
     pub enable_microblocks: bool,
     /// Data directory.
     pub data_dir: PathBuf,
+    /// Chain spec file (`--chain`).
+    pub chain: Option<PathBuf>,
     /// Bind address for gossip (UDP) and data plane (TCP).
     pub p2p_addr: SocketAddr,
     /// Address announced to other nodes.
@@ -239,6 +241,7 @@ impl NodeConfig {
                 .data_dir
                 .or(file.data_dir)
                 .unwrap_or_else(|| PathBuf::from("./qnet-data")),
+            chain: args.chain.or(file.chain),
             p2p_addr,
             advertise_addr,
             rpc_addr: args.rpc_addr.or(file.rpc_addr).unwrap_or(DEFAULT_RPC_ADDR),

@@ -10,7 +10,7 @@ use tracing::{info, warn};
 use super::NodeShared;
 use crate::config::NodeConfig;
 use crate::membership::{bridge_gossip_addr, MembershipStore};
-use crate::net::server::{fetch_seeds, Responder};
+use crate::net::server::fetch_seeds;
 use crate::net::{LocalInfo, Seeds};
 
 /// Seeds for the regional and the bridge cluster.
@@ -83,8 +83,9 @@ impl ViewResponder {
     }
 }
 
-impl Responder for ViewResponder {
-    fn seeds(&self, region: &str) -> Result<Seeds, String> {
+impl ViewResponder {
+    /// Seeds of `region` and of the bridge cluster, once joined.
+    pub fn seeds(&self, region: &str) -> Result<Seeds, String> {
         if !self.shared.ready() {
             return Err("not joined yet; retry".into());
         }
