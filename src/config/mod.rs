@@ -8,7 +8,10 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use cli::{Cli, Command, DevnetArgs, KeygenArgs, LogFormat, NodeArgs};
+pub use cli::{
+    ChainSpecArgs, Cli, Command, DevnetArgs, KeygenArgs, LogFormat, NodeArgs, WalletArgs,
+    WalletCommand,
+};
 pub use file::FileConfig;
 
 use crate::identity::NodeType;
