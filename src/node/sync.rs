@@ -38,9 +38,34 @@ pub struct SyncSource {
     pub hash: Hash,
 }
 
-/// The best live peer head that is higher than ours, or as high but different (a fork
-/// fork choice has to look at). Ties go to the lowest node id, so the choice is stable.
+/// The best live peer head of our region that is higher than ours, or as high but
+/// different (a fork that fork choice has to look at); ties go to the lowest node id, so the
+/// choice is stable. Without one, a bridge of another region whose summary announces a
+/// higher head.
 pub fn pick_source(view: &MembershipView, our_height: u64, our_hash: &Hash) -> Option<SyncSource> {
+    own_region_source(view, our_height, our_hash).or_else(|| {
+        view.regions
+            .values()
+            .filter(|r| r.region != view.self_region && r.live > 0)
+            .filter_map(|r| r.head_height.map(|h| (r, h)))
+            .filter(|(_, h)| *h > our_height)
+            .max_by_key(|(_, h)| *h)
+            .and_then(|(r, height)| {
+                let peer = r.bridges.iter().find(|b| view.p2p_addr_of(b).is_some())?;
+                Some(SyncSource {
+                    peer: peer.clone(),
+                    height,
+                    hash: [0; 32],
+                })
+            })
+    })
+}
+
+fn own_region_source(
+    view: &MembershipView,
+    our_height: u64,
+    our_hash: &Hash,
+) -> Option<SyncSource> {
     view.members
         .iter()
         .filter(|m| m.live && m.node_id != view.self_id)
@@ -54,13 +79,19 @@ pub fn pick_source(view: &MembershipView, our_height: u64, our_hash: &Hash) -> O
         })
 }
 
-/// The highest head height live peers announce (at least `our_height`).
+/// The highest head height live peers and live regions announce (at least `our_height`).
 pub fn target_height(view: &MembershipView, our_height: u64) -> u64 {
-    view.members
+    let members = view
+        .members
         .iter()
         .filter(|m| m.live && m.node_id != view.self_id)
-        .filter_map(|m| m.head.map(|h| h.height))
-        .fold(our_height, u64::max)
+        .filter_map(|m| m.head.map(|h| h.height));
+    let regions = view
+        .regions
+        .values()
+        .filter(|r| r.region != view.self_region && r.live > 0)
+        .filter_map(|r| r.head_height);
+    members.chain(regions).fold(our_height, u64::max)
 }
 
 /// Whether a node at `our_height` is far enough behind `target` to count as syncing.
@@ -226,7 +257,7 @@ mod tests {
     use super::*;
     use crate::identity::Identity;
     use crate::membership::keys::Head;
-    use crate::membership::Member;
+    use crate::membership::{Member, RegionStatus};
     use crate::region::Region;
 
     fn member(live: bool, head: Option<(u64, u8)>) -> Member {
@@ -279,6 +310,32 @@ mod tests {
         assert!(pick_source(&v, 10, &[5; 32]).is_some());
         assert!(pick_source(&v, 10, &[4; 32]).is_none());
         assert!(pick_source(&v, 11, &[5; 32]).is_none());
+    }
+
+    #[test]
+    fn falls_back_to_a_bridge_of_a_region_that_is_ahead() {
+        let mut v = view(vec![member(true, Some((3, 1)))]);
+        let bridge = Identity::generate().node_id().clone();
+        let na = Region::new("na").unwrap();
+        v.regions.insert(
+            na.clone(),
+            RegionStatus {
+                region: na,
+                known: 1,
+                live: 1,
+                missing: false,
+                bridges: vec![bridge.clone()],
+                bridge_addrs: vec!["127.0.0.1:2".parse().unwrap()],
+                seeds: vec![],
+                bridge_seeds: vec![],
+                head_height: Some(40),
+                last_live_ms: 0,
+            },
+        );
+        let s = pick_source(&v, 5, &[0; 32]).unwrap();
+        assert_eq!((s.peer, s.height), (bridge, 40));
+        assert_eq!(target_height(&v, 5), 40);
+        assert_eq!(pick_source(&v, 40, &[0; 32]), None);
     }
 
     #[test]
