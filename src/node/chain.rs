@@ -520,10 +520,13 @@ mod tests {
     use crate::chain::tx::Transfer;
     use crate::clock::ManualClock;
 
-    fn runtime(clock: Arc<ManualClock>, producer: &Identity, funded: &Identity) -> ChainRuntime {
-        let dir = tempfile::tempdir().unwrap();
+    fn runtime(
+        dir: &tempfile::TempDir,
+        clock: Arc<ManualClock>,
+        producer: &Identity,
+        funded: &Identity,
+    ) -> ChainRuntime {
         let store = Store::open(&dir.path().join("db")).unwrap();
-        std::mem::forget(dir);
         let spec = ChainSpec {
             chain_id: "t".into(),
             genesis_time_ms: 10_000,
@@ -565,7 +568,8 @@ mod tests {
         let producer = Identity::generate();
         let alice = Identity::generate();
         let bob = Address::from_public_key(Identity::generate().public_key().as_bytes());
-        let rt = runtime(clock.clone(), &producer, &alice);
+        let dir = tempfile::tempdir().unwrap();
+        let rt = runtime(&dir, clock.clone(), &producer, &alice);
         let mut relay = rt.subscribe_relay();
         let tx = transfer(&alice, bob, 10, 0);
         let hash = rt.submit_tx(tx.clone(), None).unwrap();
@@ -605,7 +609,8 @@ mod tests {
     fn invalid_and_orphan_blocks_are_counted_and_classified() {
         let clock = Arc::new(ManualClock::new(12_100));
         let producer = Identity::generate();
-        let rt = runtime(clock.clone(), &producer, &Identity::generate());
+        let dir = tempfile::tempdir().unwrap();
+        let rt = runtime(&dir, clock.clone(), &producer, &Identity::generate());
         let block = {
             let store = lock(&rt.store);
             store

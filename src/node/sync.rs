@@ -111,13 +111,18 @@ pub fn request_start(our_height: u64, back: u64) -> u64 {
 
 /// What importing one pulled batch did.
 #[derive(Debug, Default, PartialEq, Eq)]
-struct Batch {
-    imported: usize,
-    orphan_first: bool,
-    invalid: Option<String>,
+pub struct Batch {
+    /// Blocks new to this node.
+    pub imported: usize,
+    /// The first block's parent is unknown (walk back to find the fork point).
+    pub orphan_first: bool,
+    /// Why the batch was cut short by an invalid block.
+    pub invalid: Option<String>,
 }
 
-fn import_batch(chain: &ChainRuntime, blocks: Vec<Vec<u8>>) -> Batch {
+/// Decodes and imports pulled blocks in order, stopping at the first that does not import,
+/// then flushes once.
+pub fn import_batch(chain: &ChainRuntime, blocks: Vec<Vec<u8>>) -> Batch {
     let mut batch = Batch::default();
     for (i, bytes) in blocks.into_iter().enumerate() {
         let block = match Block::decode(&bytes) {
