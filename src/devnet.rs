@@ -2,7 +2,7 @@
 //! 127.0.0.1, each with its own data dir and log file, stopped cleanly on Ctrl-C.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -11,7 +11,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
 
+use crate::chain::spec::ChainSpec;
+use crate::chain::tx::Address;
 use crate::config::DevnetArgs;
+use crate::identity::{to_hex, Identity, KEY_FILE};
 
 /// Region names used by the devnet, in order.
 pub const DEVNET_REGIONS: [&str; 6] = ["eu", "na", "asia", "sa", "africa", "oceania"];
@@ -63,10 +66,54 @@ pub fn plan(args: &DevnetArgs) -> anyhow::Result<Vec<DevnetNode>> {
         .collect())
 }
 
+/// File under the devnet dir holding the chain spec shared by every node.
+pub const CHAIN_FILE: &str = "chain.json";
+/// File under the devnet dir holding the key of the funded account.
+pub const FAUCET_KEY_FILE: &str = "faucet.key";
+/// Balance of the funded account.
+pub const FAUCET_BALANCE: u64 = 1_000_000_000_000;
+
+/// Creates each node's key and the faucet key, and the chain spec with every node as a
+/// producer; an existing spec with the same producers is kept so restarts continue the chain.
+pub fn prepare_chain(
+    nodes: &[DevnetNode],
+    dir: &Path,
+    now_ms: u64,
+) -> anyhow::Result<(PathBuf, Address)> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut producers = Vec::new();
+    for node in nodes {
+        std::fs::create_dir_all(&node.data_dir)
+            .with_context(|| format!("cannot create {}", node.data_dir.display()))?;
+        let identity = Identity::load_or_create(&node.data_dir.join(KEY_FILE))?;
+        producers.push(to_hex(identity.public_key().as_bytes()));
+    }
+    let faucet = Identity::load_or_create(&dir.join(FAUCET_KEY_FILE))?;
+    let faucet_address = Address::from_public_key(faucet.public_key().as_bytes());
+    let path = dir.join(CHAIN_FILE);
+    if let Ok(existing) = ChainSpec::load(&path) {
+        if existing.producers == producers {
+            return Ok((path, faucet_address));
+        }
+    }
+    let spec = ChainSpec {
+        chain_id: "qnet-devnet".into(),
+        genesis_time_ms: now_ms - now_ms % 1_000,
+        slot_ms: crate::chain::spec::DEFAULT_SLOT_MS,
+        producers,
+        balances: vec![(faucet_address.to_string(), FAUCET_BALANCE)],
+    };
+    spec.validate()?;
+    std::fs::write(&path, spec.to_json())
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok((path, faucet_address))
+}
+
 fn spawn(
     node: &DevnetNode,
     bootstrap: Option<SocketAddr>,
     args: &DevnetArgs,
+    chain: &Path,
 ) -> anyhow::Result<Child> {
     std::fs::create_dir_all(&node.data_dir)
         .with_context(|| format!("cannot create {}", node.data_dir.display()))?;
@@ -92,6 +139,8 @@ fn spawn(
         .arg(&interval)
         .arg("--strategy-settle-time")
         .arg("3s")
+        .arg("--chain")
+        .arg(chain)
         .arg("--enable-microblocks");
     if let Some(b) = bootstrap {
         cmd.arg("--bootstrap-peers").arg(b.to_string());
@@ -142,11 +191,13 @@ fn terminate(child: &Child) {
 /// Runs the devnet until Ctrl-C or SIGTERM.
 pub async fn run(args: DevnetArgs) -> anyhow::Result<()> {
     let nodes = plan(&args)?;
+    let now_ms = crate::clock::Clock::now_ms(&crate::clock::SystemClock);
+    let (chain, faucet) = prepare_chain(&nodes, &args.dir, now_ms)?;
     let bootstrap = nodes.first().map(|n| n.p2p_addr);
     let mut children = Vec::new();
     for node in &nodes {
         let b = if node.index == 0 { None } else { bootstrap };
-        children.push(spawn(node, b, &args)?);
+        children.push(spawn(node, b, &args, &chain)?);
         if node.index == 0 {
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
@@ -156,6 +207,10 @@ pub async fn run(args: DevnetArgs) -> anyhow::Result<()> {
         nodes.len(),
         args.regions,
         args.dir.display()
+    );
+    println!(
+        "devnet: chain spec {} (every node produces), funded account {faucet}",
+        chain.display()
     );
     for n in &nodes {
         println!(
@@ -185,6 +240,12 @@ pub async fn run(args: DevnetArgs) -> anyhow::Result<()> {
         println!("      curl -s http://{}/v1/peers", first.api_addr);
         println!(
             "      curl -s http://{}/metrics | grep ^qnet_",
+            first.api_addr
+        );
+        println!("      curl -s http://{}/v1/blocks/latest", first.api_addr);
+        println!(
+            "      qnet-node wallet send --key {} --to {faucet} --amount 5 --rpc http://{} --wait",
+            args.dir.join(FAUCET_KEY_FILE).display(),
             first.api_addr
         );
     }
@@ -249,6 +310,22 @@ mod tests {
         assert_eq!(types, ["super", "super", "super", "full", "full", "full"]);
         assert_eq!(nodes[1].p2p_addr.port(), 19_003);
         assert_eq!(nodes[1].api_addr.port(), 19_005);
+    }
+
+    #[test]
+    fn chain_has_every_node_as_producer_and_is_kept_across_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = args(3, 2, 19_000);
+        a.dir = dir.path().to_path_buf();
+        let nodes = plan(&a).unwrap();
+        let (path, faucet) = prepare_chain(&nodes, dir.path(), 5_500).unwrap();
+        let spec = ChainSpec::load(&path).unwrap();
+        assert_eq!(spec.producers.len(), 3);
+        assert_eq!(spec.genesis_time_ms, 5_000);
+        assert_eq!(spec.balances, vec![(faucet.to_string(), FAUCET_BALANCE)]);
+        let (again, faucet2) = prepare_chain(&nodes, dir.path(), 99_000).unwrap();
+        assert_eq!(ChainSpec::load(&again).unwrap(), spec);
+        assert_eq!(faucet2, faucet);
     }
 
     #[test]

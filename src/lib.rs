@@ -17,3 +17,4 @@ pub mod net;
 pub mod node;
 pub mod region;
 pub mod topology;
+pub mod wallet;

@@ -2,6 +2,7 @@
 //! the peer store, and answers other nodes' seed requests from the membership view.
 
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,7 +11,7 @@ use tracing::{info, warn};
 use super::NodeShared;
 use crate::config::NodeConfig;
 use crate::membership::{bridge_gossip_addr, MembershipStore};
-use crate::net::server::{fetch_seeds, Responder};
+use crate::net::server::fetch_seeds;
 use crate::net::{LocalInfo, Seeds};
 
 /// Seeds for the regional and the bridge cluster.
@@ -114,9 +115,11 @@ impl ViewResponder {
     }
 }
 
-impl Responder for ViewResponder {
-    fn seeds(&self, region: &str) -> Result<Seeds, String> {
-        if !self.shared.ready() {
+impl ViewResponder {
+    /// Seeds of `region` and of the bridge cluster, once joined.
+    pub fn seeds(&self, region: &str) -> Result<Seeds, String> {
+        // Joined is enough: a node still syncing the chain knows the membership already.
+        if !*self.shared.joined.borrow() || self.shared.stopping.load(Ordering::SeqCst) {
             return Err("not joined yet; retry".into());
         }
         let view = self.shared.view.borrow().clone();
