@@ -34,7 +34,10 @@ pub enum TxError {
         got: u64,
     },
     /// Balance below amount + fee (`needed` is `None` when amount + fee overflows).
-    #[error("insufficient balance {balance}, needed {needed:?}")]
+    #[error(
+        "insufficient balance {balance}, needed {}",
+        needed.map_or_else(|| "more than the largest amount".to_string(), |n| n.to_string())
+    )]
     InsufficientBalance {
         /// The sender's balance.
         balance: u64,

@@ -392,3 +392,108 @@ async fn killed_producer_restarts_with_its_chain_and_catches_up() {
     let both = [&a, &b];
     wait_for("same chain", Duration::from_secs(10), || agree(&both, upto)).await;
 }
+
+/// Blocks built into the late test's source node before it starts.
+const LATE_BLOCKS: u64 = 10_000;
+
+/// Writes `LATE_BLOCKS` blocks of `producer` into `data_dir` through the library, one per
+/// slot from slot 1, with a faucet transfer every 500 blocks; returns the spec and the
+/// receiver of the transfers. Genesis lies far enough in the past that the last block's
+/// slot has begun, so the node keeps producing on top of it once started.
+fn prebuilt_chain(root: &Path, data_dir: &Path) -> (std::path::PathBuf, Address) {
+    use qnet_node::chain::store::ChainStore;
+    let producer = Identity::load_or_create(&data_dir.join(KEY_FILE)).unwrap();
+    let faucet = Identity::generate();
+    let receiver = address(&Identity::generate());
+    let slot_ms = 1_000;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let spec = ChainSpec {
+        chain_id: "e2e-late".into(),
+        genesis_time_ms: now - now % slot_ms - (LATE_BLOCKS + 5) * slot_ms,
+        slot_ms,
+        producers: vec![to_hex(producer.public_key().as_bytes())],
+        balances: vec![(address(&faucet).to_string(), FAUCET_BALANCE)],
+    };
+    let spec_path = root.join("chain.json");
+    std::fs::write(&spec_path, spec.to_json()).unwrap();
+    let store = qnet_storage::Store::open(&data_dir.join("db")).unwrap();
+    let mut chain = ChainStore::open(store, spec.clone()).unwrap();
+    let mut nonce = 0;
+    for slot in 1..=LATE_BLOCKS {
+        let txs = if slot % 500 == 0 {
+            nonce += 1;
+            vec![transfer(&spec.chain_id, &faucet, receiver, 7, nonce - 1)]
+        } else {
+            vec![]
+        };
+        let at = spec.slot_start_ms(slot) + 1;
+        let block = chain
+            .build_block(txs, slot, at, producer.signing_key())
+            .unwrap();
+        assert_eq!(block.header.tx_count, u32::from(slot % 500 == 0));
+        chain.import(block, at).unwrap();
+    }
+    chain.flush().unwrap();
+    (spec_path, receiver)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_started_10000_blocks_late_catches_up() {
+    let root = test_dir("chain_late");
+    let specs = [
+        NodeSpec::new(&root, "a", "eu", "super"),
+        NodeSpec::new(&root, "b", "eu", "full"),
+    ];
+    std::fs::create_dir_all(&specs[0].data_dir).unwrap();
+    let (spec_path, receiver) = prebuilt_chain(&root, &specs[0].data_dir);
+    let with_chain = |s: &NodeSpec, produce: bool, bootstrap: &[&NodeSpec]| {
+        let mut s = s.clone();
+        s.bootstrap = bootstrap.iter().map(|b| b.p2p_addr()).collect();
+        s.extra = vec!["--chain".into(), spec_path.display().to_string()];
+        if produce {
+            s.extra.push("--enable-microblocks".into());
+        }
+        NodeProcess::start(s)
+    };
+    let a = with_chain(&specs[0], true, &[]);
+    wait_for("a serves its chain", Duration::from_secs(30), || async {
+        (height(&a).await? >= LATE_BLOCKS).then_some(())
+    })
+    .await;
+    let b = with_chain(&specs[1], false, &[&specs[0]]);
+    wait_for("b caught up with a", Duration::from_secs(180), || async {
+        (height(&b).await? >= LATE_BLOCKS).then_some(())
+    })
+    .await;
+    for h in [1, 2_500, 5_000, 7_500, LATE_BLOCKS] {
+        assert_eq!(hash_at(&a, h).await, hash_at(&b, h).await, "height {h}");
+    }
+    let expected = LATE_BLOCKS / 500 * 7;
+    for n in [&a, &b] {
+        let acc = rpc(n, "account_get", json!([receiver.to_string()])).await;
+        assert_eq!(acc["result"]["balance"], expected, "{acc}");
+    }
+    // b keeps following a's new blocks
+    let next = height(&a).await.unwrap() + 2;
+    wait_for("b follows new blocks", Duration::from_secs(30), || async {
+        (height(&b).await? >= next).then_some(())
+    })
+    .await;
+    wait_for(
+        "same hash at the new head",
+        Duration::from_secs(10),
+        || async { (hash_at(&a, next).await? == hash_at(&b, next).await?).then_some(()) },
+    )
+    .await;
+    let target = metric(&b, "qnet_sync_target_height").await;
+    assert!(target >= LATE_BLOCKS as f64, "sync target {target}");
+    let log = b.log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("syncing") && l.contains("target=") && l.contains("blocks_per_s")),
+        "no sync progress line in b's log"
+    );
+}
