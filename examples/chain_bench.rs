@@ -16,10 +16,10 @@ use qnet_node::clock::{Clock, ManualClock, SharedClock};
 use qnet_node::identity::{to_hex, Identity};
 use qnet_node::metrics::Metrics;
 use qnet_node::net::message::{MAX_BLOCKS_PER_REQUEST, MAX_BLOCKS_RESPONSE_BYTES};
-use qnet_node::net::server::{connect, fetch_blocks, serve, Responder};
+use qnet_node::net::server::{connect, serve, Responder};
 use qnet_node::net::{LocalInfo, Message, PeerInfo, Seeds};
 use qnet_node::node::chain::ChainRuntime;
-use qnet_node::node::sync::import_batch;
+use qnet_node::node::sync::pull_blocks;
 use qnet_storage::Store;
 
 const SENDERS: usize = 1_024;
@@ -216,20 +216,15 @@ async fn sync_rate(blocks: u64) -> anyhow::Result<()> {
     )?);
     let started = Instant::now();
     let mut conn = connect(&addr.to_string(), &local(&follower)).await?;
-    while dest.head().height < blocks {
-        let from = dest.head().height + 1;
-        let batch = fetch_blocks(&mut conn, from, MAX_BLOCKS_PER_REQUEST)
-            .await
-            .map_err(|e| anyhow::anyhow!(e))?;
-        if batch.is_empty() {
-            anyhow::bail!("source ran out of blocks at {from}");
-        }
-        let d = dest.clone();
-        let result = tokio::task::spawn_blocking(move || import_batch(&d, batch)).await?;
-        if let Some(reason) = result.invalid {
-            anyhow::bail!("invalid block: {reason}");
-        }
-    }
+    // the node's own sync loop: pipelined range requests, batch import, one flush per batch
+    pull_blocks(&dest, &mut conn, blocks)
+        .await
+        .map_err(|e| anyhow::anyhow!("sync: {e}"))?;
+    anyhow::ensure!(
+        dest.head().height == blocks,
+        "synced to {} of {blocks}",
+        dest.head().height
+    );
     let secs = started.elapsed().as_secs_f64();
     println!(
         "sync from a loopback peer: {blocks} blocks in {secs:.2}s = {:.0} blocks/s",

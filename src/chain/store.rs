@@ -192,6 +192,15 @@ impl ChainStore {
             .collect()
     }
 
+    /// Up to `limit` canonical blocks from `from` upwards, as stored (canonical encoding).
+    pub fn encoded_blocks_from(
+        &self,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<Vec<u8>>, ChainStoreError> {
+        Ok(self.store.blocks_from(from, limit)?)
+    }
+
     /// Whether a block (canonical or side) is stored.
     pub fn has_block(&self, hash: &Hash) -> Result<bool, ChainStoreError> {
         Ok(self.store.has_block(hash)?)

@@ -448,18 +448,18 @@ impl ChainRuntime {
         lock(&self.store).blocks_from(from, limit)
     }
 
-    /// Encoded canonical blocks from `from`, at most `limit` blocks and about `max_bytes`.
+    /// Encoded canonical blocks from `from`, at most `limit` blocks and `max_bytes` (but at
+    /// least one block), as stored: no decoding on the serving side.
     pub fn encoded_blocks_from(
         &self,
         from: u64,
         limit: usize,
         max_bytes: usize,
     ) -> Result<Vec<Vec<u8>>, ChainStoreError> {
-        let blocks = self.blocks_from(from, limit)?;
+        let blocks = lock(&self.store).encoded_blocks_from(from, limit)?;
         let mut total = 0usize;
         let mut out = Vec::with_capacity(blocks.len());
-        for b in blocks {
-            let bytes = b.encode();
+        for bytes in blocks {
             total = total.saturating_add(bytes.len());
             if total > max_bytes && !out.is_empty() {
                 break;

@@ -17,13 +17,16 @@ use crate::chain::Hash;
 use crate::identity::NodeId;
 use crate::membership::MembershipView;
 use crate::net::message::MAX_BLOCKS_PER_REQUEST;
+use crate::net::handshake::Conn;
 use crate::net::server::{connect, fetch_blocks};
 use crate::net::LocalInfo;
 
 /// Behind by more than this many blocks, the node counts as syncing (not ready, not producing).
 pub const SYNC_SLACK: u64 = 3;
 /// Behind by more than this, progress lines are logged.
-const LOG_GAP: u64 = 64;
+pub const LOG_GAP: u64 = 64;
+/// Time between progress lines.
+pub const LOG_EVERY: Duration = Duration::from_secs(2);
 /// How often heads are compared when nothing else happens.
 const CHECK_EVERY: Duration = Duration::from_millis(500);
 
@@ -152,6 +155,140 @@ pub fn import_batch(chain: &ChainRuntime, blocks: Vec<Vec<u8>>) -> Batch {
     batch
 }
 
+/// Why a pull stopped early.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PullError {
+    /// The peer sent an invalid block: penalise it.
+    Invalid(String),
+    /// The connection, the import task or the fork search failed.
+    Failed(String),
+}
+
+impl std::fmt::Display for PullError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PullError::Invalid(r) => write!(f, "invalid block: {r}"),
+            PullError::Failed(r) => f.write_str(r),
+        }
+    }
+}
+
+/// Whether a progress line is due: far behind, and the first line or [`LOG_EVERY`] since
+/// the last one.
+pub fn progress_due(height: u64, target: u64, since_last: Option<Duration>) -> bool {
+    target.saturating_sub(height) > LOG_GAP && since_last.is_none_or(|d| d >= LOG_EVERY)
+}
+
+/// Blocks per second, 0 when no time has passed.
+pub fn blocks_per_s(blocks: u64, elapsed: Duration) -> f64 {
+    let secs = elapsed.as_secs_f64();
+    if secs > 0.0 {
+        blocks as f64 / secs
+    } else {
+        0.0
+    }
+}
+
+/// The progress lines of one pull.
+struct Progress {
+    started: Instant,
+    start_height: u64,
+    last: Option<Instant>,
+}
+
+impl Progress {
+    fn new(height: u64) -> Progress {
+        Progress {
+            started: Instant::now(),
+            start_height: height,
+            last: None,
+        }
+    }
+
+    fn update(&mut self, height: u64, target: u64) {
+        if progress_due(height, target, self.last.map(|t| t.elapsed())) {
+            let rate = blocks_per_s(height.saturating_sub(self.start_height), self.started.elapsed());
+            info!(height, target, blocks_per_s = rate.round(), "syncing");
+            self.last = Some(Instant::now());
+        }
+    }
+
+    fn finish(&self, height: u64) {
+        if self.last.is_some() {
+            let blocks = height.saturating_sub(self.start_height);
+            let rate = blocks_per_s(blocks, self.started.elapsed());
+            info!(height, blocks, blocks_per_s = rate.round(), "sync caught up");
+        }
+    }
+}
+
+/// Pulls blocks over `conn` until the peer has nothing more for us, walking back to the
+/// fork point when its chain and ours differ; while one batch is imported the next range
+/// is already being fetched. `target` is the height the peer announced. Returns the number
+/// of blocks imported.
+pub async fn pull_blocks(
+    chain: &Arc<ChainRuntime>,
+    conn: &mut Conn,
+    target: u64,
+) -> Result<u64, PullError> {
+    let mut progress = Progress::new(chain.head().height);
+    let mut imported = 0u64;
+    let mut back = 0u64;
+    let mut prefetched: Option<(u64, Vec<Vec<u8>>)> = None;
+    loop {
+        let ours = chain.head().height;
+        progress.update(ours, target.max(ours));
+        let from = request_start(ours, back);
+        let blocks = match prefetched.take() {
+            Some((at, blocks)) if at == from => blocks,
+            _ => fetch_blocks(conn, from, MAX_BLOCKS_PER_REQUEST)
+                .await
+                .map_err(PullError::Failed)?,
+        };
+        let count = blocks.len();
+        if count == 0 {
+            break;
+        }
+        let c = chain.clone();
+        let import = tokio::task::spawn_blocking(move || import_batch(&c, blocks));
+        // the next range, fetched while this one imports, assuming it extends our head
+        let next_from = from.saturating_add(count as u64);
+        let ahead = async {
+            if count == MAX_BLOCKS_PER_REQUEST as usize {
+                Some(fetch_blocks(conn, next_from, MAX_BLOCKS_PER_REQUEST).await)
+            } else {
+                None
+            }
+        };
+        let (batch, ahead) = tokio::join!(import, ahead);
+        let batch = batch.map_err(|e| PullError::Failed(format!("import task: {e}")))?;
+        imported += batch.imported as u64;
+        if let Some(reason) = batch.invalid {
+            return Err(PullError::Invalid(reason));
+        }
+        if batch.orphan_first {
+            back = back.saturating_mul(2).max(16);
+            if back > MAX_REORG_DEPTH {
+                return Err(PullError::Failed(
+                    "no common ancestor within the reorg limit".into(),
+                ));
+            }
+            continue;
+        }
+        back = 0;
+        let height = chain.head().height;
+        chain.set_sync(is_syncing(height, target.max(height)), target.max(height));
+        if let Some(Ok(next)) = ahead {
+            prefetched = Some((next_from, next));
+        }
+        if count < MAX_BLOCKS_PER_REQUEST as usize && batch.imported == 0 {
+            break;
+        }
+    }
+    progress.finish(chain.head().height);
+    Ok(imported)
+}
+
 /// Pulls from `source` until its chain is ours or it has nothing more.
 async fn pull(
     shared: &Arc<NodeShared>,
@@ -159,50 +296,15 @@ async fn pull(
     peers: &PeerManager,
     source: &SyncSource,
     addr: String,
-) -> Result<(), String> {
-    let chain = shared.chain.clone();
-    let mut conn = connect(&addr, local).await.map_err(|e| e.to_string())?;
-    let started = Instant::now();
-    let start_height = chain.head().height;
-    let mut last_log = Instant::now();
-    let mut back = 0u64;
-    loop {
-        let ours = chain.head().height;
-        let from = request_start(ours, back);
-        let blocks = fetch_blocks(&mut conn, from, MAX_BLOCKS_PER_REQUEST).await?;
-        let count = blocks.len();
-        if count == 0 {
-            return Ok(());
-        }
-        let c = chain.clone();
-        let batch = tokio::task::spawn_blocking(move || import_batch(&c, blocks))
-            .await
-            .map_err(|e| format!("import task: {e}"))?;
-        if let Some(reason) = batch.invalid {
-            peers.penalise(&source.peer, &reason);
-            return Err(reason);
-        }
-        if batch.orphan_first {
-            back = back.saturating_mul(2).max(16);
-            if back > MAX_REORG_DEPTH {
-                return Err("no common ancestor within the reorg limit".into());
-            }
-            continue;
-        }
-        back = 0;
-        let height = chain.head().height;
-        let target = source.height.max(height);
-        chain.set_sync(is_syncing(height, target), target);
-        if target.saturating_sub(height) > LOG_GAP && last_log.elapsed() >= Duration::from_secs(2) {
-            let rate = height.saturating_sub(start_height) as f64
-                / started.elapsed().as_secs_f64().max(0.001);
-            info!(height, target, blocks_per_s = rate.round(), "syncing");
-            last_log = Instant::now();
-        }
-        if count < MAX_BLOCKS_PER_REQUEST as usize && batch.imported == 0 {
-            return Ok(());
-        }
+) -> Result<u64, PullError> {
+    let mut conn = connect(&addr, local)
+        .await
+        .map_err(|e| PullError::Failed(e.to_string()))?;
+    let result = pull_blocks(&shared.chain, &mut conn, source.height).await;
+    if let Err(PullError::Invalid(reason)) = &result {
+        peers.penalise(&source.peer, reason);
     }
+    result
 }
 
 /// Compares heads and pulls what is missing until `stop`.
@@ -349,6 +451,22 @@ mod tests {
         assert!(!is_syncing(10, 10 + SYNC_SLACK));
         assert!(is_syncing(10, 11 + SYNC_SLACK));
         assert!(!is_syncing(u64::MAX, u64::MAX));
+    }
+
+    #[test]
+    fn progress_lines_only_far_behind_first_at_once_then_spaced() {
+        assert!(progress_due(0, LOG_GAP + 1, None));
+        assert!(!progress_due(0, LOG_GAP, None));
+        assert!(!progress_due(10, 5, None));
+        assert!(!progress_due(0, 1_000, Some(LOG_EVERY - Duration::from_millis(1))));
+        assert!(progress_due(0, 1_000, Some(LOG_EVERY)));
+    }
+
+    #[test]
+    fn rate_is_blocks_over_seconds() {
+        assert_eq!(blocks_per_s(500, Duration::from_millis(250)), 2_000.0);
+        assert_eq!(blocks_per_s(500, Duration::ZERO), 0.0);
+        assert_eq!(blocks_per_s(0, Duration::from_secs(1)), 0.0);
     }
 
     #[test]
