@@ -300,6 +300,7 @@ impl ChainRuntime {
                 Some(store.head_header().clone())
             }
         };
+        // durable before anyone hears of it; synced blocks are flushed and announced per batch
         if source != Source::Synced {
             if let Err(e) = store.flush() {
                 warn!(error = %e, "store flush failed");
@@ -307,9 +308,11 @@ impl ChainRuntime {
         }
         drop(store);
         self.metrics.blocks_imported.inc();
-        let delay_ms = now.saturating_sub(timestamp_ms);
-        self.metrics.propagation.observe(delay_ms as f64 / 1000.0);
-        if let Some(head) = new_head {
+        if matches!(source, Source::Pushed(_)) {
+            let delay_ms = now.saturating_sub(timestamp_ms);
+            self.metrics.propagation.observe(delay_ms as f64 / 1000.0);
+        }
+        if let Some(head) = new_head.filter(|_| source != Source::Synced) {
             self.publish_head(head);
         }
         self.metrics
@@ -329,6 +332,21 @@ impl ChainRuntime {
     pub fn flush(&self) {
         if let Err(e) = lock(&self.store).flush() {
             warn!(error = %e, "store flush failed");
+        }
+    }
+
+    /// Flushes, then announces the stored head if it changed (after a batch of synced blocks).
+    pub fn flush_and_announce(&self) {
+        let head = {
+            let store = lock(&self.store);
+            if let Err(e) = store.flush() {
+                warn!(error = %e, "store flush failed; head not announced");
+                return;
+            }
+            store.head_header().clone()
+        };
+        if head.hash() != self.head_tx.borrow().hash() {
+            self.publish_head(head);
         }
     }
 
@@ -630,6 +648,10 @@ mod tests {
         assert_eq!(err, ImportError::Orphan);
         assert!(!err.penalise());
         assert!(rt.import_block(block.clone(), Source::Synced).unwrap());
+        // a synced block is announced only after the batch is flushed
+        assert_eq!(rt.head().height, 0);
+        rt.flush_and_announce();
+        assert_eq!(rt.head().height, 1);
         assert!(!rt.import_block(block, Source::Synced).unwrap());
         let m = &rt.metrics;
         assert_eq!(
@@ -647,5 +669,77 @@ mod tests {
         assert_eq!(m.blocks_imported.get(), 1);
         assert_eq!(m.height.get(), 1);
         assert!(!ImportError::Invalid(RejectReason::FutureSlot).penalise());
+    }
+
+    #[test]
+    fn reorg_returns_undone_txs_to_the_mempool_and_counts() {
+        let clock = Arc::new(ManualClock::new(12_100));
+        let (p1, p2) = (Identity::generate(), Identity::generate());
+        let alice = Identity::generate();
+        let bob = Address::from_public_key(Identity::generate().public_key().as_bytes());
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        let spec = ChainSpec {
+            chain_id: "t".into(),
+            genesis_time_ms: 10_000,
+            slot_ms: 1_000,
+            producers: vec![
+                to_hex(p1.public_key().as_bytes()),
+                to_hex(p2.public_key().as_bytes()),
+            ],
+            balances: vec![(
+                Address::from_public_key(alice.public_key().as_bytes()).to_string(),
+                1_000,
+            )],
+        };
+        let metrics = crate::metrics::Metrics::new().unwrap().chain;
+        let rt = ChainRuntime::open(
+            store,
+            spec.clone(),
+            &p1,
+            true,
+            metrics,
+            clock.clone(),
+            broadcast::channel(16).0,
+        )
+        .unwrap();
+        let tx = transfer(&alice, bob, 10, 0);
+        let hash = rt.submit_tx(tx.clone(), None).unwrap();
+        // slot 2 is p1's: the transfer goes into a1
+        let a1 = rt.produce(2).unwrap();
+        assert_eq!((a1.height, a1.tx_count), (1, 1));
+        assert_eq!(
+            rt.tx(&hash).unwrap(),
+            Some(TxLookup::Included(tx.clone(), 1))
+        );
+        // p2's block at slot 1 on genesis: same height, earlier slot, so fork choice prefers it
+        let template = |slot: u64, height: u64, parent: Hash| crate::chain::block::BlockTemplate {
+            chain_id: "t".into(),
+            height,
+            slot,
+            parent_hash: parent,
+            timestamp_ms: spec.slot_start_ms(slot) + 1,
+        };
+        let b1 = Block::produce(template(1, 1, rt.genesis_hash()), vec![], p2.signing_key());
+        assert!(rt
+            .import_block(b1.clone(), Source::Pushed(p2.node_id().clone()))
+            .unwrap());
+        assert_eq!(rt.head().hash(), b1.hash());
+        assert_eq!(rt.tx(&hash).unwrap(), Some(TxLookup::Pending(tx.clone())));
+        let alice_addr = Address::from_public_key(alice.public_key().as_bytes());
+        let (account, pending) = rt.account(&alice_addr).unwrap();
+        assert_eq!((account.balance, account.nonce, pending), (1_000, 0, 1));
+        assert_eq!(rt.metrics.reorgs.get(), 1);
+        assert_eq!(rt.metrics.reorg_depth.get_sample_count(), 1);
+        assert_eq!(rt.metrics.reorg_depth.get_sample_sum(), 1.0);
+        assert_eq!(rt.metrics.mempool.get(), 1);
+        // the returned transfer is included again in p1's next slot, exactly once
+        clock.set(14_100);
+        let a2 = rt.produce(4).unwrap();
+        assert_eq!((a2.height, a2.tx_count, a2.parent_hash), (2, 1, b1.hash()));
+        assert_eq!(rt.tx(&hash).unwrap(), Some(TxLookup::Included(tx, 2)));
+        let (account, _) = rt.account(&alice_addr).unwrap();
+        assert_eq!((account.balance, account.nonce), (989, 1));
+        assert_eq!(rt.metrics.mempool.get(), 0);
     }
 }

@@ -16,8 +16,8 @@ use crate::chain::store::MAX_REORG_DEPTH;
 use crate::chain::Hash;
 use crate::identity::NodeId;
 use crate::membership::MembershipView;
-use crate::net::message::MAX_BLOCKS_PER_REQUEST;
 use crate::net::handshake::Conn;
+use crate::net::message::MAX_BLOCKS_PER_REQUEST;
 use crate::net::server::{connect, fetch_blocks};
 use crate::net::LocalInfo;
 
@@ -124,7 +124,7 @@ pub struct Batch {
 }
 
 /// Decodes and imports pulled blocks in order, stopping at the first that does not import,
-/// then flushes once.
+/// then flushes once and only then announces the new head.
 pub fn import_batch(chain: &ChainRuntime, blocks: Vec<Vec<u8>>) -> Batch {
     let mut batch = Batch::default();
     for (i, bytes) in blocks.into_iter().enumerate() {
@@ -151,7 +151,7 @@ pub fn import_batch(chain: &ChainRuntime, blocks: Vec<Vec<u8>>) -> Batch {
             }
         }
     }
-    chain.flush();
+    chain.flush_and_announce();
     batch
 }
 
@@ -207,7 +207,10 @@ impl Progress {
 
     fn update(&mut self, height: u64, target: u64) {
         if progress_due(height, target, self.last.map(|t| t.elapsed())) {
-            let rate = blocks_per_s(height.saturating_sub(self.start_height), self.started.elapsed());
+            let rate = blocks_per_s(
+                height.saturating_sub(self.start_height),
+                self.started.elapsed(),
+            );
             info!(height, target, blocks_per_s = rate.round(), "syncing");
             self.last = Some(Instant::now());
         }
@@ -217,7 +220,12 @@ impl Progress {
         if self.last.is_some() {
             let blocks = height.saturating_sub(self.start_height);
             let rate = blocks_per_s(blocks, self.started.elapsed());
-            info!(height, blocks, blocks_per_s = rate.round(), "sync caught up");
+            info!(
+                height,
+                blocks,
+                blocks_per_s = rate.round(),
+                "sync caught up"
+            );
         }
     }
 }
@@ -458,7 +466,11 @@ mod tests {
         assert!(progress_due(0, LOG_GAP + 1, None));
         assert!(!progress_due(0, LOG_GAP, None));
         assert!(!progress_due(10, 5, None));
-        assert!(!progress_due(0, 1_000, Some(LOG_EVERY - Duration::from_millis(1))));
+        assert!(!progress_due(
+            0,
+            1_000,
+            Some(LOG_EVERY - Duration::from_millis(1))
+        ));
         assert!(progress_due(0, 1_000, Some(LOG_EVERY)));
     }
 
