@@ -86,10 +86,9 @@ pub async fn run(command: WalletCommand) -> anyhow::Result<()> {
             Ok(())
         }
         WalletCommand::Balance { rpc, address, key } => {
-            let address = match (address, key) {
-                (Some(a), _) => Address::parse(a.trim()).map_err(|e| anyhow!("--address: {e}"))?,
-                (None, Some(k)) => address_of(&Identity::load(&k)?),
-                (None, None) => bail!("give --address or --key"),
+            let address = match address {
+                Some(a) => Address::parse(a.trim()).map_err(|e| anyhow!("--address: {e}"))?,
+                None => address_of(&Identity::load(&key)?),
             };
             let account = call(&rpc, "account_get", json!([address.to_string()])).await?;
             println!("address {address}");

@@ -76,7 +76,7 @@ pub enum WalletCommand {
     /// Print the address of a key file.
     Address {
         /// Key file.
-        #[arg(long)]
+        #[arg(long, env = "QNET_WALLET_KEY", default_value = "./wallet.key")]
         key: PathBuf,
     },
     /// Print an account's balance and nonces from a node.
@@ -84,17 +84,17 @@ pub enum WalletCommand {
         /// Node JSON-RPC URL, e.g. http://127.0.0.1:8001.
         #[arg(long, env = "QNET_RPC")]
         rpc: String,
-        /// Address to look up.
-        #[arg(long, conflicts_with = "key", required_unless_present = "key")]
+        /// Address to look up (instead of the key file's).
+        #[arg(long)]
         address: Option<String>,
         /// Key file whose address to look up.
-        #[arg(long)]
-        key: Option<PathBuf>,
+        #[arg(long, env = "QNET_WALLET_KEY", default_value = "./wallet.key")]
+        key: PathBuf,
     },
     /// Sign a transfer locally and submit it with JSON-RPC `tx_send`; prints the hash.
     Send {
         /// Key file of the sender.
-        #[arg(long)]
+        #[arg(long, env = "QNET_WALLET_KEY", default_value = "./wallet.key")]
         key: PathBuf,
         /// Recipient address.
         #[arg(long)]

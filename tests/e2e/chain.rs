@@ -497,3 +497,128 @@ async fn node_started_10000_blocks_late_catches_up() {
         "no sync progress line in b's log"
     );
 }
+
+/// Runs the binary (e.g. a wallet command) to completion: exit code, stdout, stderr.
+async fn cli(args: Vec<String>) -> (Option<i32>, String, String) {
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(crate::common::BIN)
+            .args(&args)
+            .env_remove("RUST_LOG")
+            .env_remove("QNET_RPC")
+            .env_remove("QNET_WALLET_KEY")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+/// The value after `key ` on a line of `out`.
+fn field(out: &str, key: &str) -> Option<String> {
+    out.lines()
+        .find_map(|l| l.strip_prefix(&format!("{key} ")))
+        .map(|v| v.trim().to_string())
+}
+
+fn strings(args: &[&str]) -> Vec<String> {
+    args.iter().map(|a| a.to_string()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_chain_funds_a_dev_account_and_the_wallet_moves_money() {
+    let root = test_dir("chain_dev_wallet");
+    let mut spec = NodeSpec::new(&root, "a", "eu", "super");
+    spec.extra = vec!["--enable-microblocks".into()];
+    let mut a = NodeProcess::start(spec.clone());
+    wait_for("dev chain produces", Duration::from_secs(20), || async {
+        (height(&a).await? >= 2).then_some(())
+    })
+    .await;
+    let status = get_json(&a.url("/v1/status")).await.unwrap();
+    assert_eq!(status["chain_id"], "qnet-dev");
+    let dev_key = spec.data_dir.join("dev-account.key");
+    assert!(dev_key.exists(), "no dev account key in the data dir");
+    let rpc_url = a.url("");
+    let dev_key = dev_key.display().to_string();
+    let wallet = root.join("w.key").display().to_string();
+
+    let (code, out, err) = cli(strings(&["wallet", "new", "--out", &wallet])).await;
+    assert_eq!(code, Some(0), "{err}");
+    let me = field(&out, "address").expect("address line");
+    let (code, _, err) = cli(strings(&["wallet", "new", "--out", &wallet])).await;
+    assert_eq!(code, Some(1));
+    assert!(err.contains("exists"), "{err}");
+    let (code, out, _) = cli(strings(&["wallet", "address", "--key", &wallet])).await;
+    assert_eq!((code, out.trim()), (Some(0), me.as_str()));
+    let (_, dev_out, _) = cli(strings(&["wallet", "address", "--key", &dev_key])).await;
+    let dev = dev_out.trim().to_string();
+
+    let send = |key: &str, to: &str, amount: &str| {
+        strings(&[
+            "wallet", "send", "--key", key, "--to", to, "--amount", amount, "--rpc", &rpc_url,
+            "--wait",
+        ])
+    };
+    let (code, out, err) = cli(send(&dev_key, &me, "500")).await;
+    assert_eq!(code, Some(0), "{err}");
+    let hash = out.lines().next().unwrap_or_default().to_string();
+    assert_eq!(hash.len(), 64, "{out}");
+    assert!(out.contains("included at height"), "{out}");
+    let tx = rpc(&a, "tx_get", json!([hash])).await;
+    assert_eq!(tx["result"]["status"], "included", "{tx}");
+
+    let balance = |args: Vec<String>| async move {
+        let (code, out, err) = cli(args).await;
+        assert_eq!(code, Some(0), "{err}");
+        (
+            field(&out, "balance").unwrap().parse::<u64>().unwrap(),
+            field(&out, "nonce").unwrap().parse::<u64>().unwrap(),
+        )
+    };
+    let mine = strings(&["wallet", "balance", "--key", &wallet, "--rpc", &rpc_url]);
+    assert_eq!(balance(mine.clone()).await, (500, 0));
+    let dev_bal = strings(&["wallet", "balance", "--address", &dev, "--rpc", &rpc_url]);
+    assert_eq!(
+        balance(dev_bal).await,
+        (qnet_node::chain::spec::DEV_BALANCE - 501, 1)
+    );
+
+    // spending more than the balance is refused with a reason, and nothing changes
+    let (code, _, err) = cli(send(&wallet, &dev, "10000")).await;
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("insufficient balance 500, needed 10001"),
+        "{err}"
+    );
+    // a second transfer back, then a restart keeps the dev chain and its state
+    let (code, _, err) = cli(send(&wallet, &dev, "100")).await;
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(balance(mine.clone()).await, (399, 1));
+    let before = hash_at(&a, 1).await.unwrap();
+    a.signal(libc::SIGTERM);
+    assert!(
+        a.wait_exit(Duration::from_secs(20)).is_some(),
+        "no clean exit"
+    );
+    let a = NodeProcess::start(spec.clone());
+    let h = wait_for(
+        "restarted dev node answers",
+        Duration::from_secs(15),
+        || async { height(&a).await },
+    )
+    .await;
+    assert_eq!(hash_at(&a, 1).await.unwrap(), before, "same dev chain");
+    wait_for(
+        "produces after restart",
+        Duration::from_secs(15),
+        || async { (height(&a).await? > h).then_some(()) },
+    )
+    .await;
+    assert_eq!(balance(mine).await, (399, 1));
+}
