@@ -622,3 +622,203 @@ async fn dev_chain_funds_a_dev_account_and_the_wallet_moves_money() {
     .await;
     assert_eq!(balance(mine).await, (399, 1));
 }
+
+/// `qnet-node devnet` started by a test, in its own process group so that its child nodes
+/// are killed with it even when the test fails.
+struct Devnet {
+    child: std::process::Child,
+    base_port: u16,
+}
+
+impl Devnet {
+    fn start(dir: &Path, nodes: u16, regions: u16) -> Devnet {
+        use std::os::unix::process::CommandExt;
+        // node i uses base+3i .. base+3i+2: reserve consecutive triples
+        let mut base_port = crate::common::reserve_ports();
+        let mut next = base_port;
+        for _ in 1..nodes {
+            let p = crate::common::reserve_ports();
+            if p == next + 3 {
+                next = p;
+            } else {
+                base_port = p;
+                next = p;
+            }
+        }
+        let count = (next - base_port) / 3 + 1;
+        assert!(count >= nodes, "no {nodes} consecutive free port triples");
+        let out = std::fs::File::create(dir.join("devnet.out")).unwrap();
+        let child = std::process::Command::new(crate::common::BIN)
+            .args(strings(&[
+                "devnet",
+                "--nodes",
+                &nodes.to_string(),
+                "--regions",
+                &regions.to_string(),
+                "--base-port",
+                &base_port.to_string(),
+                "--dir",
+                &dir.join("devnet").display().to_string(),
+            ]))
+            .env_remove("RUST_LOG")
+            .stdin(std::process::Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        Devnet { child, base_port }
+    }
+
+    fn signal_term(&self) {
+        // SAFETY: kill(2) on a child we spawned; no memory is touched.
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
+        }
+    }
+
+    fn api(&self, i: u16) -> String {
+        format!("http://127.0.0.1:{}", self.base_port + 3 * i + 2)
+    }
+}
+
+impl Drop for Devnet {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) on the process group of a child we spawned; no memory is touched.
+        unsafe {
+            libc::kill(-(self.child.id() as libc::pid_t), libc::SIGKILL);
+        }
+        let _ = self.child.wait();
+    }
+}
+
+async fn api_height(api: &str) -> Option<u64> {
+    get_json(&format!("{api}/v1/status")).await?["head"]["height"].as_u64()
+}
+
+async fn api_block(api: &str, h: u64) -> Option<Value> {
+    get_json(&format!("{api}/v1/blocks/{h}")).await
+}
+
+async fn api_metric(api: &str, series: &str) -> Option<f64> {
+    let text = reqwest::get(format!("{api}/metrics"))
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn devnet_of_six_nodes_in_three_regions_runs_one_chain() {
+    let root = test_dir("chain_devnet");
+    let mut devnet = Devnet::start(&root, 6, 3);
+    let apis: Vec<String> = (0..6).map(|i| devnet.api(i)).collect();
+    wait_for(
+        "every devnet node ready",
+        Duration::from_secs(60),
+        || async {
+            for api in &apis {
+                if crate::common::get_status(&format!("{api}/health/ready")).await != Some(200) {
+                    return None;
+                }
+            }
+            Some(())
+        },
+    )
+    .await;
+
+    // one block per slot: a run of 8 consecutive slots each holding the next block
+    let run = 8;
+    let top = wait_for(
+        "8 consecutive slots with one block each",
+        Duration::from_secs(90),
+        || async {
+            let head = api_height(&apis[0]).await?;
+            if head <= run {
+                return None;
+            }
+            let mut slots = Vec::new();
+            for h in head - run..=head {
+                slots.push(api_block(&apis[0], h).await?["slot"].as_u64()?);
+            }
+            slots.windows(2).all(|w| w[1] == w[0] + 1).then_some(head)
+        },
+    )
+    .await;
+    // every node stores the same hash at every height
+    wait_for(
+        "same hash at every height",
+        Duration::from_secs(30),
+        || async {
+            for h in 1..=top {
+                let first = api_block(&apis[0], h).await?["hash"].clone();
+                for api in &apis[1..] {
+                    if api_block(api, h).await?["hash"] != first {
+                        return None;
+                    }
+                }
+            }
+            Some(())
+        },
+    )
+    .await;
+    for api in &apis {
+        let produced = api_metric(api, "qnet_blocks_produced_total").await;
+        assert!(produced.unwrap_or(0.0) >= 1.0, "{api} never produced");
+    }
+
+    // a transfer sent to a full node of another region is right on every node
+    let faucet = root.join("devnet").join("faucet.key").display().to_string();
+    let wallet = root.join("w.key").display().to_string();
+    let (_, out, _) = cli(strings(&["wallet", "new", "--out", &wallet])).await;
+    let to = field(&out, "address").expect("address");
+    let (_, faucet_addr, _) = cli(strings(&["wallet", "address", "--key", &faucet])).await;
+    let faucet_addr = faucet_addr.trim().to_string();
+    let (code, out, err) = cli(strings(&[
+        "wallet", "send", "--key", &faucet, "--to", &to, "--amount", "777", "--rpc", &apis[4],
+        "--wait",
+    ]))
+    .await;
+    assert_eq!(code, Some(0), "{out}{err}");
+    wait_for(
+        "balances and nonces right on every node",
+        Duration::from_secs(30),
+        || async {
+            for api in &apis {
+                let acc = get_json(&format!("{api}/v1/accounts/{to}")).await?;
+                let f = get_json(&format!("{api}/v1/accounts/{faucet_addr}")).await?;
+                let ok = acc["balance"] == 777
+                    && f["nonce"] == 1
+                    && f["balance"] == qnet_node::devnet::FAUCET_BALANCE - 778;
+                if !ok {
+                    return None;
+                }
+            }
+            Some(())
+        },
+    )
+    .await;
+    for api in &apis[1..] {
+        let seen = api_metric(api, "qnet_block_propagation_seconds_count").await;
+        assert!(seen.unwrap_or(0.0) >= 1.0, "{api} imported no pushed block");
+    }
+    let accepted = api_metric(&apis[4], "qnet_transactions_total{result=\"accepted\"}").await;
+    assert!(accepted.unwrap_or(0.0) >= 1.0);
+
+    // Ctrl-C equivalent: the devnet stops every node and exits
+    devnet.signal_term();
+    let mut exited = None;
+    for _ in 0..120 {
+        if let Ok(Some(status)) = devnet.child.try_wait() {
+            exited = Some(status);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(exited.is_some(), "devnet did not stop");
+    let out = std::fs::read_to_string(root.join("devnet.out")).unwrap();
+    assert!(out.contains("devnet: stopped"), "{out}");
+}
