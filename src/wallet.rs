@@ -20,6 +20,18 @@ pub fn address_of(identity: &Identity) -> Address {
     Address::from_public_key(identity.public_key().as_bytes())
 }
 
+/// Loads an account key file; a missing file gets a hint (one line, no repeated cause).
+fn load_key(path: &Path) -> anyhow::Result<Identity> {
+    if !path.exists() {
+        bail!(
+            "key file {} not found; create one with qnet-node wallet new --out {}",
+            path.display(),
+            path.display()
+        );
+    }
+    Identity::load(path).map_err(|e| anyhow!("{e}"))
+}
+
 /// Parses `ADDRESS=AMOUNT`.
 pub fn parse_balance(text: &str) -> anyhow::Result<(String, u64)> {
     let (address, amount) = text
@@ -82,13 +94,13 @@ pub async fn run(command: WalletCommand) -> anyhow::Result<()> {
             Ok(())
         }
         WalletCommand::Address { key } => {
-            println!("{}", address_of(&Identity::load(&key)?));
+            println!("{}", address_of(&load_key(&key)?));
             Ok(())
         }
         WalletCommand::Balance { rpc, address, key } => {
             let address = match address {
                 Some(a) => Address::parse(a.trim()).map_err(|e| anyhow!("--address: {e}"))?,
-                None => address_of(&Identity::load(&key)?),
+                None => address_of(&load_key(&key)?),
             };
             let account = call(&rpc, "account_get", json!([address.to_string()])).await?;
             println!("address {address}");
@@ -119,7 +131,7 @@ async fn send(
     rpc: &str,
     wait: bool,
 ) -> anyhow::Result<()> {
-    let identity = Identity::load(key)?;
+    let identity = load_key(key)?;
     let to = Address::parse(to.trim()).map_err(|e| anyhow!("--to: {e}"))?;
     let from = address_of(&identity);
     let status = call(rpc, "node_status", json!([])).await?;
@@ -229,5 +241,24 @@ mod tests {
         assert!(build_spec(&args(vec![p.clone()], vec![format!("{a}")]), 0).is_err());
         assert!(build_spec(&args(vec![p.clone()], vec![format!("{a}=x")]), 0).is_err());
         assert!(build_spec(&args(vec![p], vec!["q12=5".into()]), 0).is_err());
+    }
+
+    #[test]
+    fn key_file_errors_are_one_clear_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("none.key");
+        let err = format!("{:#}", load_key(&missing).unwrap_err());
+        assert!(
+            err.contains("not found") && err.contains("wallet new"),
+            "{err}"
+        );
+        let bad = dir.path().join("bad.key");
+        std::fs::write(&bad, "zz").unwrap();
+        let err = format!("{:#}", load_key(&bad).unwrap_err());
+        assert!(err.contains("malformed"), "{err}");
+        let good = dir.path().join("good.key");
+        let id = Identity::generate();
+        id.write_key_file(&good).unwrap();
+        assert_eq!(address_of(&load_key(&good).unwrap()), address_of(&id));
     }
 }
