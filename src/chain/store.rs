@@ -15,7 +15,7 @@ use super::fork_choice::{is_better, Head};
 use super::spec::ChainSpec;
 use super::state::{Account, BlockEffects, Overlay, UndoRecord};
 use super::tx::{Address, SignedTransfer};
-use super::validate::{check_block, validate_block, BlockContext, RejectReason};
+use super::validate::{check_block, validate_block_verified, BlockContext, RejectReason};
 use super::Hash;
 use crate::identity::to_hex;
 
@@ -273,6 +273,19 @@ impl ChainStore {
         timestamp_ms: u64,
         key: &SigningKey,
     ) -> Result<Block, ChainStoreError> {
+        self.build_block_verified(candidates, slot, timestamp_ms, key, &HashSet::new())
+    }
+
+    /// [`ChainStore::build_block`] trusting the signatures of the candidates whose hashes are
+    /// in `verified` (e.g. all of them when they come from the mempool).
+    pub fn build_block_verified(
+        &self,
+        candidates: Vec<SignedTransfer>,
+        slot: u64,
+        timestamp_ms: u64,
+        key: &SigningKey,
+        verified: &HashSet<Hash>,
+    ) -> Result<Block, ChainStoreError> {
         let producer = Address::from_public_key(key.verifying_key().as_bytes());
         let mut addresses = vec![producer];
         for tx in &candidates {
@@ -280,7 +293,8 @@ impl ChainStore {
             addresses.push(tx.transfer.to);
         }
         let view = self.accounts_view(&addresses)?;
-        let mut overlay = Overlay::new(&view, &self.spec.chain_id, producer);
+        let mut overlay =
+            Overlay::new(&view, &self.spec.chain_id, producer).with_verified(verified);
         let txs: Vec<SignedTransfer> = candidates
             .into_iter()
             .filter(|tx| overlay.apply(tx).is_ok())
@@ -298,13 +312,24 @@ impl ChainStore {
 
     /// Validates and stores a block; follows fork choice, reorganising if its branch is better.
     pub fn import(&mut self, block: Block, now_ms: u64) -> Result<ImportOutcome, ChainStoreError> {
+        self.import_verified(block, now_ms, &HashSet::new())
+    }
+
+    /// [`ChainStore::import`] trusting the signatures of the transactions whose hashes are in
+    /// `verified` (those already checked when they entered the mempool).
+    pub fn import_verified(
+        &mut self,
+        block: Block,
+        now_ms: u64,
+        verified: &HashSet<Hash>,
+    ) -> Result<ImportOutcome, ChainStoreError> {
         let hash = block.hash();
         if self.store.has_block(&hash)? {
             return Ok(ImportOutcome::AlreadyKnown);
         }
         let head_hash = self.head.hash();
         if block.header.parent_hash == head_hash {
-            let effects = self.validate_on_head(&block, now_ms)?;
+            let effects = self.validate_on_head(&block, now_ms, verified)?;
             self.commit(&block, effects)?;
             return Ok(ImportOutcome::Extended(self.head()));
         }
@@ -321,13 +346,14 @@ impl ChainStore {
         if !is_better(&Head::of(&block.header), &self.head()) {
             return Ok(ImportOutcome::SideChain);
         }
-        self.reorg_to(block, now_ms)
+        self.reorg_to(block, now_ms, verified)
     }
 
     fn validate_on_head(
         &self,
         block: &Block,
         now_ms: u64,
+        verified: &HashSet<Hash>,
     ) -> Result<BlockEffects, ChainStoreError> {
         let view = self.block_view(block)?;
         let ctx = BlockContext {
@@ -335,7 +361,7 @@ impl ChainStore {
             parent: Some(&self.head),
             now_ms,
         };
-        Ok(validate_block(block, &ctx, &view)?)
+        Ok(validate_block_verified(block, &ctx, &view, verified)?)
     }
 
     fn any_block(&self, hash: &Hash) -> Result<Option<Block>, ChainStoreError> {
@@ -373,7 +399,12 @@ impl ChainStore {
         }
     }
 
-    fn reorg_to(&mut self, tip: Block, now_ms: u64) -> Result<ImportOutcome, ChainStoreError> {
+    fn reorg_to(
+        &mut self,
+        tip: Block,
+        now_ms: u64,
+        verified: &HashSet<Hash>,
+    ) -> Result<ImportOutcome, ChainStoreError> {
         let tip_hash = tip.hash();
         let (branch, fork_height) = match self.side_branch(tip) {
             Ok(Some(found)) => found,
@@ -397,7 +428,7 @@ impl ChainStore {
         reverted.reverse();
 
         for (i, block) in branch.iter().enumerate() {
-            match self.validate_on_head(block, now_ms) {
+            match self.validate_on_head(block, now_ms, verified) {
                 Ok(effects) => self.commit(block, effects)?,
                 Err(e) => {
                     // The branch is invalid from here: drop it and restore the old branch.
@@ -410,9 +441,12 @@ impl ChainStore {
                         self.revert_head()?;
                     }
                     for old in &reverted {
-                        let effects = self.validate_on_head(old, now_ms).map_err(|e| {
-                            ChainStoreError::Corrupt(format!("old branch no longer applies: {e}"))
-                        })?;
+                        let effects =
+                            self.validate_on_head(old, now_ms, verified).map_err(|e| {
+                                ChainStoreError::Corrupt(format!(
+                                    "old branch no longer applies: {e}"
+                                ))
+                            })?;
                         self.commit(old, effects)?;
                     }
                     return Err(e);

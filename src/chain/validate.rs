@@ -1,9 +1,12 @@
 //! Block and transaction validation (DESIGN §6), with reasons usable as metric labels.
 
+use std::collections::HashSet;
+
 use super::block::{Block, BlockHeader, MAX_BLOCK_TXS};
 use super::spec::ChainSpec;
-use super::state::{apply_block, Account, AccountView, BlockEffects};
+use super::state::{apply_block_verified, Account, AccountView, BlockEffects};
 use super::tx::SignedTransfer;
+use super::Hash;
 
 /// How far ahead of our clock a block's slot start or timestamp may be (clock skew).
 pub const MAX_CLOCK_DRIFT_MS: u64 = 500;
@@ -81,6 +84,11 @@ pub fn check_tx_stateless(tx: &SignedTransfer, chain_id: &str) -> Result<(), TxE
 /// Full check against the sender's current account: stateless checks, exact nonce, funds.
 pub fn check_tx(tx: &SignedTransfer, chain_id: &str, sender: &Account) -> Result<(), TxError> {
     check_tx_stateless(tx, chain_id)?;
+    check_tx_account(tx, sender)
+}
+
+/// The checks against the sender's account alone: exact nonce, then funds.
+pub fn check_tx_account(tx: &SignedTransfer, sender: &Account) -> Result<(), TxError> {
     let (expected, got) = (sender.nonce, tx.transfer.nonce);
     if got < expected {
         return Err(TxError::NonceTooLow { expected, got });
@@ -240,8 +248,19 @@ pub fn validate_block(
     ctx: &BlockContext<'_>,
     view: &impl AccountView,
 ) -> Result<BlockEffects, RejectReason> {
+    validate_block_verified(block, ctx, view, &HashSet::new())
+}
+
+/// [`validate_block`] trusting the signatures of the transactions whose hashes (which cover
+/// the signature) are in `verified`, e.g. those admitted to the mempool.
+pub fn validate_block_verified(
+    block: &Block,
+    ctx: &BlockContext<'_>,
+    view: &impl AccountView,
+    verified: &HashSet<Hash>,
+) -> Result<BlockEffects, RejectReason> {
     check_block(block, ctx)?;
-    apply_block(view, block).map_err(|r| RejectReason::BadTx {
+    apply_block_verified(view, block, verified).map_err(|r| RejectReason::BadTx {
         index: r.index,
         error: r.error,
     })

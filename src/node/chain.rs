@@ -2,6 +2,7 @@
 //! metrics, block production in this node's slots, new heads for the API and for gossip,
 //! and the relay queue the peer manager pushes along links.
 
+use std::collections::HashSet;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -262,8 +263,16 @@ impl ChainRuntime {
         let timestamp_ms = block.header.timestamp_ms;
         let txs = block.txs.clone();
         let bytes = (source != Source::Synced).then(|| Arc::new(block.encode()));
+        // signatures checked when these transfers entered the mempool are not checked again
+        let verified: HashSet<Hash> = {
+            let pool = lock(&self.mempool);
+            txs.iter()
+                .map(SignedTransfer::hash)
+                .filter(|h| pool.get(h).is_some())
+                .collect()
+        };
         let mut store = lock(&self.store);
-        let outcome = match store.import(block, now) {
+        let outcome = match store.import_verified(block, now, &verified) {
             Ok(outcome) => outcome,
             Err(ChainStoreError::Rejected(reason)) => {
                 self.metrics
@@ -424,7 +433,9 @@ impl ChainRuntime {
                     }
                 }
             };
-            match store.build_block(candidates, slot, now, &self.key) {
+            // every candidate comes from the mempool, which checked its signature
+            let verified: HashSet<Hash> = candidates.iter().map(SignedTransfer::hash).collect();
+            match store.build_block_verified(candidates, slot, now, &self.key, &verified) {
                 Ok(b) => b,
                 Err(e) => {
                     warn!(error = %e, "cannot build a block");
