@@ -12,6 +12,33 @@ use super::tx::{Address, SignedTransfer};
 use super::validate::{check_tx_stateless, TxError};
 use super::Hash;
 
+/// A transfer that passed the stateless checks (chain id, signature); only
+/// [`CheckedTransfer::check`] makes one, so the mempool can admit it without verifying again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckedTransfer {
+    tx: SignedTransfer,
+    hash: Hash,
+}
+
+impl CheckedTransfer {
+    /// Checks chain id and signature.
+    pub fn check(tx: SignedTransfer, chain_id: &str) -> Result<CheckedTransfer, TxError> {
+        check_tx_stateless(&tx, chain_id)?;
+        let hash = tx.hash();
+        Ok(CheckedTransfer { tx, hash })
+    }
+
+    /// The transaction hash.
+    pub fn hash(&self) -> Hash {
+        self.hash
+    }
+
+    /// The checked transaction.
+    pub fn transfer(&self) -> &SignedTransfer {
+        &self.tx
+    }
+}
+
 /// Default maximum of pending transactions.
 pub const DEFAULT_MAX_TXS: usize = 10_000;
 /// Default maximum of pending transactions per sender (also the furthest nonce ahead).
@@ -116,11 +143,25 @@ impl Mempool {
 
     /// Admits a transaction given its sender's current account; returns its hash.
     pub fn insert(&mut self, tx: SignedTransfer, sender: &Account) -> Result<Hash, MempoolError> {
-        let hash = tx.hash();
+        if self.contains(&tx.hash()) {
+            return Err(MempoolError::Duplicate);
+        }
+        self.insert_checked(CheckedTransfer::check(tx, &self.chain_id)?, sender)
+    }
+
+    /// Admits a transaction whose signature was checked beforehand (outside any lock).
+    pub fn insert_checked(
+        &mut self,
+        checked: CheckedTransfer,
+        sender: &Account,
+    ) -> Result<Hash, MempoolError> {
+        let CheckedTransfer { tx, hash } = checked;
         if self.by_hash.contains_key(&hash) {
             return Err(MempoolError::Duplicate);
         }
-        check_tx_stateless(&tx, &self.chain_id)?;
+        if tx.transfer.chain_id != self.chain_id {
+            return Err(TxError::WrongChain.into());
+        }
         let (expected, got) = (sender.nonce, tx.transfer.nonce);
         if got < expected {
             return Err(TxError::NonceTooLow { expected, got }.into());
@@ -299,6 +340,48 @@ mod tests {
 
     fn tx(sender: u8, nonce: u64, fee: u64) -> SignedTransfer {
         transfer(&key(sender), address_of(&key(99)), 10, fee, nonce)
+    }
+
+    #[test]
+    fn checked_transfers_are_admitted_with_the_account_checks_only() {
+        let mut p = pool(10, 4);
+        let mut forged = tx(1, 0, 1);
+        forged.signature[1] ^= 1;
+        assert_eq!(
+            CheckedTransfer::check(forged, "test"),
+            Err(TxError::BadSignature)
+        );
+        assert_eq!(
+            CheckedTransfer::check(tx(1, 0, 1), "other"),
+            Err(TxError::WrongChain)
+        );
+        let checked = CheckedTransfer::check(tx(1, 0, 1), "test").unwrap();
+        assert_eq!(checked.hash(), tx(1, 0, 1).hash());
+        assert_eq!(
+            p.insert_checked(checked.clone(), &rich()),
+            Ok(tx(1, 0, 1).hash())
+        );
+        assert_eq!(
+            p.insert_checked(checked, &rich()),
+            Err(MempoolError::Duplicate)
+        );
+        let late = CheckedTransfer::check(tx(2, 0, 1), "test").unwrap();
+        let moved_on = Account {
+            balance: 1_000,
+            nonce: 1,
+        };
+        assert!(matches!(
+            p.insert_checked(late, &moved_on),
+            Err(MempoolError::Invalid(TxError::NonceTooLow { .. }))
+        ));
+        // checked for another chain than the pool's
+        let mut other = Mempool::new("other", MempoolConfig::default());
+        let checked = CheckedTransfer::check(tx(3, 0, 1), "test").unwrap();
+        assert_eq!(
+            other.insert_checked(checked, &rich()),
+            Err(MempoolError::Invalid(TxError::WrongChain))
+        );
+        assert_eq!(p.len(), 1);
     }
 
     fn view(entries: &[(u8, u64, u64)]) -> BTreeMap<Address, Account> {

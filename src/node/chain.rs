@@ -16,7 +16,7 @@ use tracing::{debug, info, warn};
 
 use super::NodeError;
 use crate::chain::block::{Block, BlockHeader, MAX_BLOCK_TXS};
-use crate::chain::mempool::{Mempool, MempoolConfig, MempoolError};
+use crate::chain::mempool::{CheckedTransfer, Mempool, MempoolConfig, MempoolError};
 use crate::chain::spec::ChainSpec;
 use crate::chain::state::Account;
 use crate::chain::store::{ChainStore, ChainStoreError, ImportOutcome};
@@ -373,9 +373,21 @@ impl ChainRuntime {
         tx: SignedTransfer,
         from: Option<NodeId>,
     ) -> Result<Hash, MempoolError> {
-        let account = lock(&self.store).account(&tx.sender()).unwrap_or_default();
         let bytes = Arc::new(tx.encode());
-        let result = lock(&self.mempool).insert(tx, &account);
+        // the signature is checked outside the locks, so concurrent submitters use every core;
+        // a known transaction (the echo of a push) is not checked at all
+        let result = if lock(&self.mempool).contains(&tx.hash()) {
+            Err(MempoolError::Duplicate)
+        } else {
+            match CheckedTransfer::check(tx, &self.spec.chain_id) {
+                Ok(checked) => {
+                    let sender = checked.transfer().sender();
+                    let account = lock(&self.store).account(&sender).unwrap_or_default();
+                    lock(&self.mempool).insert_checked(checked, &account)
+                }
+                Err(e) => Err(e.into()),
+            }
+        };
         match &result {
             Ok(_) => {
                 self.metrics
