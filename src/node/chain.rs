@@ -31,8 +31,8 @@ use crate::net::server::fetch_chain_spec;
 
 /// File in the data dir holding the funded account key of a development chain.
 pub const DEV_ACCOUNT_KEY_FILE: &str = "dev-account.key";
-/// How many rounds the node asks its bootstrap peers for the chain spec.
-const SPEC_ATTEMPTS: u32 = 8;
+/// After this many rounds without a chain spec from the bootstrap peers, a hint is logged.
+const SPEC_ROUNDS_BEFORE_HINT: u32 = 8;
 /// Capacity of the relay queue read by the peer manager.
 const RELAY_CAPACITY: usize = 4_096;
 
@@ -146,7 +146,8 @@ pub async fn resolve_spec(
         return Ok(spec);
     }
     if !config.bootstrap_peers.is_empty() {
-        for attempt in 0..SPEC_ATTEMPTS {
+        // like joining: keep asking until a bootstrap peer is up
+        for attempt in 0u32.. {
             for peer in &config.bootstrap_peers {
                 match fetch_chain_spec(peer).await {
                     Ok(json) => match ChainSpec::from_json(&json) {
@@ -161,11 +162,13 @@ pub async fn resolve_spec(
                     Err(e) => warn!(peer = %peer, error = %e, "cannot get the chain spec"),
                 }
             }
+            if attempt + 1 == SPEC_ROUNDS_BEFORE_HINT {
+                warn!(
+                    "no bootstrap peer gave a chain spec yet; still asking (or pass --chain FILE)"
+                );
+            }
             tokio::time::sleep(Duration::from_millis(500 << attempt.min(3))).await;
         }
-        return Err(NodeError::Chain(
-            "no bootstrap peer gave a chain spec; pass --chain FILE".into(),
-        ));
     }
     let slot_start = now_ms - now_ms % crate::chain::spec::DEFAULT_SLOT_MS;
     let (spec, account) = ChainSpec::dev(identity, slot_start);

@@ -822,3 +822,43 @@ async fn devnet_of_six_nodes_in_three_regions_runs_one_chain() {
     let out = std::fs::read_to_string(root.join("devnet.out")).unwrap();
     assert!(out.contains("devnet: stopped"), "{out}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_without_a_spec_waits_for_a_late_bootstrap_peer_and_adopts_its_chain() {
+    let root = test_dir("chain_late_spec");
+    let mut first = NodeSpec::new(&root, "a", "eu", "super");
+    first.extra = vec!["--enable-microblocks".into()];
+    let mut second = NodeSpec::new(&root, "b", "eu", "full");
+    second.bootstrap = vec![first.p2p_addr()];
+    let mut b = NodeProcess::start(second);
+    // b has no --chain and its bootstrap peer is down: it keeps asking instead of exiting
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert!(
+        b.wait_exit(Duration::from_millis(100)).is_none(),
+        "{}",
+        b.log()
+    );
+    assert!(b.log().contains("cannot get the chain spec"), "{}", b.log());
+    let a = NodeProcess::start(first);
+    wait_for(
+        "a produces its dev chain",
+        Duration::from_secs(20),
+        || async { (height(&a).await? >= 2).then_some(()) },
+    )
+    .await;
+    let h = wait_for("b follows a's chain", Duration::from_secs(40), || async {
+        let h = height(&b).await?;
+        (h >= 2).then_some(h)
+    })
+    .await;
+    let status = get_json(&b.url("/v1/status")).await.unwrap();
+    assert_eq!(status["chain_id"], "qnet-dev");
+    for height in [0, h] {
+        let ours = hash_at(&b, height).await.expect("block on b");
+        assert_eq!(hash_at(&a, height).await.expect("block on a"), ours);
+    }
+    assert!(
+        !b.spec.data_dir.join("dev-account.key").exists(),
+        "b made its own dev chain"
+    );
+}
