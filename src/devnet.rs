@@ -401,6 +401,20 @@ scrape_configs:
     }
 
     #[test]
+    fn example_config_matches_a_default_devnet() {
+        let defaults = DevnetArgs {
+            dir: PathBuf::from("./devnet-data"),
+            ..args(6, 3, 19_000)
+        };
+        let nodes = plan(&defaults).unwrap();
+        let every = scrape_interval(defaults.monitor_interval);
+        assert_eq!(
+            include_str!("../dashboards/prometheus.yml"),
+            prometheus_config(&nodes, "alerts.yml", every)
+        );
+    }
+
+    #[test]
     fn scrape_interval_is_half_the_monitor_interval_within_bounds() {
         assert_eq!(
             scrape_interval(Duration::from_secs(2)),
