@@ -45,9 +45,12 @@ Dashboards: `dashboards/*.json`; alert rules: `dashboards/alerts.yml` (unit test
 """
 
 SAMPLE = re.compile(r"^([A-Za-z_:][A-Za-z0-9_:]*)(\{(.*)\})?\s+\S+")
-LABEL = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)="(?:[^"\\]|\\.)*"')
+LABEL = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)="((?:[^"\\]|\\.)*)"')
 SUFFIXES = {"histogram": ("_bucket", "_sum", "_count"), "summary": ("_sum", "_count")}
 IGNORED_LABELS = {"le", "quantile"}
+# Labels with a fixed set of values; the catalogue lists them. Other labels (region, route,
+# method, status, node id) depend on the network and the traffic.
+ENUMERATED = {"kind", "cluster", "direction", "monitor", "strategy", "state"}
 
 
 def parse(text):
@@ -65,8 +68,13 @@ def parse(text):
             if not m:
                 continue
             name = family_of(m.group(1), families)
-            labels = set(LABEL.findall(m.group(3) or "")) - IGNORED_LABELS
-            families.setdefault(name, {"labels": set()})["labels"].update(labels)
+            fam = families.setdefault(name, {"labels": set()})
+            for label, value in LABEL.findall(m.group(3) or ""):
+                if label in IGNORED_LABELS:
+                    continue
+                fam["labels"].add(label)
+                if label in ENUMERATED:
+                    fam.setdefault("values", {}).setdefault(label, set()).add(value)
     return families
 
 
@@ -84,7 +92,11 @@ def render(families):
     rows = []
     for name in sorted(families):
         f = families[name]
-        labels = ", ".join(f"`{l}`" for l in sorted(f["labels"])) or "–"
+        values = f.get("values", {})
+        labels = ", ".join(
+            f"`{l}` ({', '.join(sorted(values[l]))})" if l in values else f"`{l}`"
+            for l in sorted(f["labels"])
+        ) or "–"
         meaning = f.get("help", "").replace("|", "\\|")
         rows.append(f"| `{name}` | {f.get('type', 'untyped')} | {labels} | {meaning} |")
     return HEADER + "\n".join(rows) + "\n"

@@ -197,7 +197,10 @@ for family in process_cpu_seconds_total process_resident_memory_bytes process_op
 done
 
 step "failover drill: SIGKILL every node of regions $KILLED_REGIONS"
-echo "before: $(promql 'qnet_failover_active{instance="node-0"}')"
+# Converged and calm first, so the activation below is caused by the drill.
+calm() { promql_any 'max_over_time(qnet_failover_active{instance="node-0"}[5s]) == 0'; }
+if wait_until 60 calm; then pass "no failover on node-0 before the drill"; else fail "node-0 already in failover before the drill"; fi
+echo "activations before the drill (startup transients): $(promql 'sum(qnet_failover_activations_total)')"
 killed=0
 for pid in "${NODE_PIDS[@]}"; do
   cmd="$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null || true)"
