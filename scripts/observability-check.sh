@@ -5,7 +5,8 @@
 # evaluates and names only metrics that exist, that the metrics catalogue matches the live
 # /metrics and passes `promtool check metrics`, and drives a failover (SIGKILL every node of
 # two regions) until `qnet_failover_active` is 1 on a surviving node and QnetFailoverActive
-# fires. Also promtool check/test rules, check config and the dashboards' JSON test.
+# fires. Also promtool check/test rules, check config, the dashboards' JSON test and the
+# cargo tests of the generated config and of the catalogue.
 #
 # usage: scripts/observability-check.sh [--update-catalogue]
 # Needs: cargo, python3, curl; installs Debian's prometheus when missing (run as root in CI).
@@ -113,8 +114,18 @@ if promtool test rules "$ROOT/dashboards/alerts_test.yml"; then pass "promtool t
 if python3 "$ROOT/dashboards/test_dashboards.py"; then pass "dashboards JSON structure test"; else fail "dashboards JSON structure test"; fi
 if promtool check config "$ROOT/dashboards/prometheus.yml"; then pass "promtool check config dashboards/prometheus.yml"; else fail "promtool check config dashboards/prometheus.yml"; fi
 
-step "build"
+step "build and unit tests"
 (cd "$ROOT" && cargo build --quiet --bin qnet-node)
+if (cd "$ROOT" && cargo test --quiet -p qnet-node --lib devnet:: 2>&1 | tail -3); then
+  pass "unit tests of the generated Prometheus config (cargo test --lib devnet::)"
+else
+  fail "unit tests of the generated Prometheus config"
+fi
+if (cd "$ROOT" && cargo test --quiet --test e2e metrics:: 2>&1 | tail -3); then
+  pass "catalogue matches a lone node's /metrics (cargo test --test e2e metrics::)"
+else
+  fail "catalogue test against a lone node (cargo test --test e2e metrics::)"
+fi
 rm -rf "$WORK"
 mkdir -p "$WORK"
 
