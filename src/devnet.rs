@@ -289,9 +289,12 @@ pub async fn run(args: DevnetArgs) -> anyhow::Result<()> {
     }
     println!("devnet: running; press Ctrl-C to stop");
     let mut running = vec![true; children.len()];
+    // One signal listener for the whole run, so no signal falls between two loop turns.
+    let signal = crate::command::wait_for_signal();
+    tokio::pin!(signal);
     while running.iter().any(|r| *r) {
         let (i, status) = tokio::select! {
-            _ = crate::command::wait_for_signal() => break,
+            _ = &mut signal => break,
             e = next_exit(&mut children, &running) => e,
         };
         running[i] = false;
