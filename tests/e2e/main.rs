@@ -4,4 +4,5 @@
 mod chain;
 mod common;
 mod membership;
+mod metrics;
 mod unified;
