@@ -400,9 +400,11 @@ def chain():
                   [(f"sum by (instance) (increase(qnet_reorgs_total{{{sel()}}}[{RI}]))",
                     "{{instance}}")],
                   "Reorgs applied (after a partition heals).", w=8),
-            panel("timeseries", "Last reorg depth", "none",
-                  [(f"qnet_reorg_depth{{{sel()}}}", "{{instance}}")],
-                  "Blocks undone by the latest reorg.", w=8),
+            panel("timeseries", "Reorg depth (max)", "none",
+                  [(f"histogram_quantile(1, sum by (instance, le) "
+                    f"(rate(qnet_reorg_depth_bucket{{{sel()}}}[{RI}])))", "{{instance}}")],
+                  "Deepest reorganisation per node in the window (blocks undone; "
+                  "histogram upper bound).", w=8),
             panel("timeseries", "Mempool transactions", "none",
                   [(f"qnet_mempool_transactions{{{sel()}}}", "{{instance}}")],
                   "Transactions waiting for a block.", w=8),

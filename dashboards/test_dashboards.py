@@ -52,7 +52,7 @@ EXPECTED = {
         "Block propagation delay": ("timeseries", "s"),
         "Rejected blocks by reason": ("timeseries", "cps"),
         "Reorgs": ("timeseries", "short"),
-        "Last reorg depth": ("timeseries", "none"),
+        "Reorg depth (max)": ("timeseries", "none"),
         "Mempool transactions": ("timeseries", "none"),
         "Transactions by result": ("timeseries", "cps"),
         "Sync progress": ("bargauge", "percentunit"),

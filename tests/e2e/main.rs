@@ -5,4 +5,5 @@ mod chain;
 mod common;
 mod membership;
 mod metrics;
+mod rpc;
 mod unified;
