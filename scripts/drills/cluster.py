@@ -68,8 +68,11 @@ class Node:
             "--chain", c.spec_path,
             "--p2p-addr", self.p2p,
             "--rpc-addr", f"{self.api_host}:{API_PORT}",
-            "--bootstrap-peers", ",".join(c.bootstrap),
         ]
+        # the first node founds the network; the others join through it (any region would do)
+        peers = [b for b in c.bootstrap if b != self.p2p]
+        if self is not c.nodes[0]:
+            a += ["--bootstrap-peers", ",".join(peers)]
         a += c.node_flags
         if self.producer:
             a.append("--enable-microblocks")

@@ -570,10 +570,13 @@ DRILLS = {1: drill_one_region, 2: drill_two_regions, 3: drill_kill9, 4: drill_ro
 
 def start_cluster(ctx):
     c = ctx.c
-    for n in c.nodes:
+    t = time.time()
+    c.nodes[0].start()
+    if not wait_until(lambda: c.nodes[0].status_code("/health/live") == 200, 30, step=0.2):
+        raise RuntimeError(f"founder {c.nodes[0].name} did not start")
+    for n in c.nodes[1:]:
         n.start()
         time.sleep(0.1)
-    t = time.time()
     ready = wait_until(lambda: all(n.status_code("/health/ready") == 200 for n in c.nodes), 90)
     if not ready:
         raise RuntimeError("cluster not ready after 90s: " + describe_heads(c.nodes))
