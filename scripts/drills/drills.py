@@ -23,6 +23,7 @@ import threading
 import time
 import traceback
 
+sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from cluster import Cluster, now_ms  # noqa: E402
@@ -353,6 +354,16 @@ def drill_two_regions(ctx):
     for r in lost:
         d.check(side_heights[r] > from_height, f"cut-off region {r} stopped producing its own branch")
     d.fig("partition_seconds", round(time.time() - cut_at, 1))
+    # where the cut-off side included its own transfers: blocks that the heal must undo
+    on_branch = {}
+    for x, (w, _, _) in ctx.txs.items():
+        if x not in hashes or w not in {f"acct-{r}" for r in lost}:
+            continue
+        via = via_of[w]
+        tx, _ = via.rpc("tx_get", [x])
+        if tx and tx.get("status") == "included":
+            on_branch[x] = (via, tx["height"], via.hash_at(tx["height"]))
+    d.fig("cut_off_transfers_in_branch_blocks", len(on_branch))
     ctx.snapshot("drill2-cut")
     reorgs_before = {n.name: metric(n, "qnet_reorgs_total") for n in cut_nodes}
     log(f"drill 2: healing {lost}")
@@ -376,6 +387,15 @@ def drill_two_regions(ctx):
     reorgs = {n.name: metric(n, "qnet_reorgs_total") - reorgs_before[n.name] for n in cut_nodes}
     d.fig("reorgs_on_cut_off_nodes_after_heal", reorgs)
     check_transfers(ctx, d, hashes, list(recipient_of.values()), from_height)
+    # a transfer whose branch block was undone by the reorg went back to the mempool and was
+    # included again on the winning chain
+    reincluded = 0
+    for x, (via, h, block_hash) in on_branch.items():
+        if via.hash_at(h) != block_hash:
+            tx, _ = via.rpc("tx_get", [x])
+            reincluded += bool(tx and tx.get("status") == "included")
+    d.fig("cut_off_transfers_reincluded_after_reorg", reincluded)
+    d.check(reincluded > 0, "no transfer of the cut-off side went through undo and re-inclusion (drill too weak)")
     ctx.snapshot("drill2-healed")
     return d
 
@@ -631,6 +651,8 @@ def main():
     ap.add_argument("--kills", type=int, default=20)
     ap.add_argument("--max-stall-slots", type=float, default=5)
     ap.add_argument("--keep-data", action="store_true", help="keep node data dirs after a green run")
+    ap.add_argument("--node-flag", action="append", default=[],
+                    help="extra flag for every node (e.g. --node-flag=--min-failed-regions=1 to see drill 1 fail)")
     args = ap.parse_args()
     if os.geteuid() != 0:
         print("drills need root (ip netns)", file=sys.stderr)
@@ -656,7 +678,7 @@ def main():
         "--failover-monitor-interval", f"{args.failover_interval_s}s",
         "--strategy-settle-time", "2s",
         "--dead-node-grace-period", "60s",
-    ]
+    ] + args.node_flag
     cluster = Cluster(fabric, binary, run_dir, args.slot_ms, flags, args.producers_per_region)
     results = []
     started = time.time()
