@@ -70,9 +70,11 @@ class Node:
             "--rpc-addr", f"{self.api_host}:{API_PORT}",
         ]
         # the first node founds the network; the others join through it (any region would do)
-        peers = [b for b in c.bootstrap if b != self.p2p]
-        if self is not c.nodes[0]:
-            a += ["--bootstrap-peers", ",".join(peers)]
+        # (with shared_seed_list every node, the seeds included, gets the same list)
+        if c.shared_seed_list:
+            a += ["--bootstrap-peers", ",".join(c.bootstrap)]
+        elif self is not c.nodes[0]:
+            a += ["--bootstrap-peers", ",".join(b for b in c.bootstrap if b != self.p2p)]
         a += c.node_flags
         if self.producer:
             a.append("--enable-microblocks")
@@ -193,6 +195,7 @@ class Cluster:
         self.bootstrap = [self.in_region(r)[0].p2p for r in self.regions[:2]]
         self.wallets = {}
         self.producer_order = []
+        self.shared_seed_list = False
 
     def in_region(self, region):
         return [n for n in self.nodes if n.region == region]

@@ -542,6 +542,9 @@ def drill_rolling(ctx):
     watch = HeadWatch(c.nodes, 0.2)
     watch.start()
     restart_s = []
+    from_height = max(n.height() or 0 for n in c.nodes)
+    recipient = c.new_wallet("rcpt4")
+    hashes = []
     try:
         for n in c.nodes:
             watch.exclude(n.name)
@@ -549,6 +552,9 @@ def drill_rolling(ctx):
             code = n.stop()
             d.check(code == 0, f"{n.name}: exit code {code} on SIGTERM, expected 0")
             n.start()
+            # a wallet that submits to the node as soon as its API answers (links not up yet)
+            if wait_until(lambda: n.status_code("/health/live") == 200, 30, step=0.1):
+                hashes += list(send_round(ctx, d, [f"roll-{n.name}"], {f"roll-{n.name}": recipient}, {f"roll-{n.name}": n}, 7))
 
             def back():
                 if not n.running():
@@ -579,6 +585,9 @@ def drill_rolling(ctx):
     limit = ctx.args.max_stall_slots * ctx.slot_s
     d.check(stall <= limit, f"{who} saw no new head for {stall:.1f}s (> {ctx.args.max_stall_slots} slots) at height {at}")
     d.check(wait_until(lambda: one_head(c.nodes), 30) is not None, f"not one head after drill 4: {describe_heads(c.nodes)}")
+    d.fig("transfers_sent_to_just_restarted_nodes", len(hashes))
+    d.check(len(hashes) == len(c.nodes), f"only {len(hashes)} of {len(c.nodes)} transfers to restarted nodes accepted")
+    check_transfers(ctx, d, hashes, [recipient], from_height, timeout=60)
     return d
 
 
@@ -591,10 +600,13 @@ DRILLS = {1: drill_one_region, 2: drill_two_regions, 3: drill_kill9, 4: drill_ro
 def start_cluster(ctx):
     c = ctx.c
     t = time.time()
-    c.nodes[0].start()
-    if not wait_until(lambda: c.nodes[0].status_code("/health/live") == 200, 30, step=0.2):
-        raise RuntimeError(f"founder {c.nodes[0].name} did not start")
-    for n in c.nodes[1:]:
+    rest = c.nodes
+    if not c.shared_seed_list:
+        c.nodes[0].start()
+        if not wait_until(lambda: c.nodes[0].status_code("/health/live") == 200, 30, step=0.2):
+            raise RuntimeError(f"founder {c.nodes[0].name} did not start")
+        rest = c.nodes[1:]
+    for n in rest:
         n.start()
         time.sleep(0.1)
     ready = wait_until(lambda: all(n.status_code("/health/ready") == 200 for n in c.nodes), 90)
@@ -651,6 +663,8 @@ def main():
     ap.add_argument("--kills", type=int, default=20)
     ap.add_argument("--max-stall-slots", type=float, default=5)
     ap.add_argument("--keep-data", action="store_true", help="keep node data dirs after a green run")
+    ap.add_argument("--shared-seed-list", action="store_true",
+                    help="start every node at once with the same --bootstrap-peers (the seeds included)")
     ap.add_argument("--node-flag", action="append", default=[],
                     help="extra flag for every node (e.g. --node-flag=--min-failed-regions=1 to see drill 1 fail)")
     args = ap.parse_args()
@@ -680,6 +694,7 @@ def main():
         "--dead-node-grace-period", "60s",
     ] + args.node_flag
     cluster = Cluster(fabric, binary, run_dir, args.slot_ms, flags, args.producers_per_region)
+    cluster.shared_seed_list = args.shared_seed_list
     results = []
     started = time.time()
     setup_error = None
@@ -687,6 +702,7 @@ def main():
         fabric.build()
         enter_namespace(fabric.hub)
         balances = {cluster.new_wallet(f"acct-{r}"): FUNDS for r in cluster.regions}
+        balances.update({cluster.new_wallet(f"roll-{n.name}"): FUNDS for n in cluster.nodes})
         cluster.write_spec(balances)
         ctx = Ctx(args, cluster, fabric, run_dir)
         start_cluster(ctx)
