@@ -630,7 +630,7 @@ def start_cluster(ctx):
 def write_report(run_dir, results, args, total_s):
     summary = {
         "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
-        "command": "sudo scripts/checks/drills.sh",
+        "command": " ".join(sys.argv),
         "nodes": args.regions * args.nodes_per_region,
         "regions": args.regions,
         "slot_ms": args.slot_ms,
