@@ -383,6 +383,15 @@ impl ChainRuntime {
         result
     }
 
+    /// Up to `max` pending transactions, encoded (pushed to a peer when its link opens).
+    pub fn pending_txs(&self, max: usize) -> Vec<Vec<u8>> {
+        lock(&self.mempool)
+            .pending(max)
+            .into_iter()
+            .map(SignedTransfer::encode)
+            .collect()
+    }
+
     /// Counts a transaction refused before it reached the mempool (e.g. undecodable).
     pub fn count_rejected_tx(&self, reason: &str) {
         self.metrics.transactions.with_label_values(&[reason]).inc();
