@@ -100,7 +100,13 @@ fn keygen(args: &KeygenArgs) -> anyhow::Result<()> {
 }
 
 async fn run_node(config: NodeConfig) -> anyhow::Result<()> {
-    let node = crate::node::start(config, Arc::new(SystemClock)).await?;
+    let node = tokio::select! {
+        node = crate::node::start(config, Arc::new(SystemClock)) => node?,
+        _ = wait_for_signal() => {
+            tracing::info!("stopped before the node started");
+            return Ok(());
+        }
+    };
     wait_for_signal().await;
     node.shutdown().await;
     Ok(())

@@ -15,6 +15,7 @@ mod rest;
 pub mod rpc;
 pub mod server;
 pub mod service;
+pub mod starting;
 
 pub use config::{ApiConfig, RateLimit};
 pub use openapi::openapi_yaml;

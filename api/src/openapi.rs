@@ -37,6 +37,7 @@ pub const REGENERATE_COMMAND: &str = "QNET_UPDATE_OPENAPI=1 cargo test -p qnet-a
         handlers::metrics,
         handlers::openapi,
         transport::rpc_http,
+        transport::rpc_ws,
     ),
     components(schemas(
         dto::StatusDto,

@@ -231,6 +231,15 @@ impl Mempool {
         out
     }
 
+    /// Up to `max` pending transactions, by sender then nonce (to hand to a newly linked peer).
+    pub fn pending(&self, max: usize) -> Vec<&SignedTransfer> {
+        self.by_sender
+            .values()
+            .flat_map(|queue| queue.values().map(|(_, tx)| tx))
+            .take(max)
+            .collect()
+    }
+
     /// The next nonce the sender can use: the account nonce plus its gap-free pending run.
     pub fn pending_nonce(&self, address: &Address, account_nonce: u64) -> u64 {
         let Some(queue) = self.by_sender.get(address) else {
@@ -329,6 +338,28 @@ mod tests {
                 max_per_account,
             },
         )
+    }
+
+    #[test]
+    fn pending_lists_by_sender_and_nonce_up_to_max() {
+        let mut p = pool(10, 10);
+        for (sender, nonce) in [(2, 1), (1, 0), (2, 0)] {
+            p.insert(tx(sender, nonce, 1), &rich()).unwrap();
+        }
+        let listed: Vec<(Address, u64)> = p
+            .pending(10)
+            .iter()
+            .map(|t| (t.sender(), t.transfer.nonce))
+            .collect();
+        let mut expected = vec![
+            (tx(1, 0, 1).sender(), 0),
+            (tx(2, 0, 1).sender(), 0),
+            (tx(2, 0, 1).sender(), 1),
+        ];
+        expected.sort();
+        assert_eq!(listed, expected);
+        assert_eq!(p.pending(2).len(), 2);
+        assert!(p.pending(0).is_empty());
     }
 
     fn rich() -> Account {

@@ -140,6 +140,9 @@ pub struct DevnetArgs {
     /// Monitor intervals for the devnet nodes (short, so effects show quickly).
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub monitor_interval: Duration,
+    /// Write a Prometheus config scraping every node to FILE (alert rules go next to it).
+    #[arg(long, value_name = "FILE")]
+    pub prometheus: Option<PathBuf>,
 }
 
 /// Log output format.

@@ -164,6 +164,11 @@ impl NodeConfig {
         let p2p_addr = args.p2p_addr.or(file.p2p_addr).unwrap_or(DEFAULT_P2P_ADDR);
         let advertise_addr = args.advertise_addr.or(file.advertise_addr);
         let advertise_addr = resolve_advertise(p2p_addr, advertise_addr)?;
+        // a seed node given the shared seed list must not wait for an answer from itself
+        let bootstrap_peers: Vec<String> = bootstrap_peers
+            .into_iter()
+            .filter(|p| !is_own_addr(p, p2p_addr, advertise_addr))
+            .collect();
 
         let defaults_m = MembershipConfig::default();
         let defaults_mon = MonitorConfig::default();
@@ -309,6 +314,12 @@ fn resolve_advertise(
     }
 }
 
+/// Whether a bootstrap peer `host:port` is this node's own p2p or advertised address.
+fn is_own_addr(peer: &str, p2p_addr: SocketAddr, advertise_addr: SocketAddr) -> bool {
+    peer.parse::<SocketAddr>()
+        .is_ok_and(|a| a == advertise_addr || a == p2p_addr)
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::Path;
@@ -392,6 +403,28 @@ mod tests {
         let mut args = args_with_region("eu");
         args.min_failed_regions = Some(0);
         assert!(NodeConfig::merge(args, FileConfig::default()).is_err());
+    }
+
+    #[test]
+    fn own_address_is_dropped_from_bootstrap_peers() {
+        let mut args = args_with_region("eu");
+        args.p2p_addr = Some("10.0.0.1:9876".parse().unwrap());
+        args.bootstrap_peers = Some(vec![
+            "10.0.0.1:9876".into(),
+            "10.0.0.2:9876".into(),
+            "seed.example:9876".into(),
+        ]);
+        let c = NodeConfig::merge(args, FileConfig::default()).unwrap();
+        assert_eq!(
+            c.bootstrap_peers,
+            vec!["10.0.0.2:9876", "seed.example:9876"]
+        );
+        let mut args = args_with_region("eu");
+        args.p2p_addr = Some("0.0.0.0:9876".parse().unwrap());
+        args.advertise_addr = Some("203.0.113.7:9876".parse().unwrap());
+        args.bootstrap_peers = Some(vec!["203.0.113.7:9876".into(), "203.0.113.7:9877".into()]);
+        let c = NodeConfig::merge(args, FileConfig::default()).unwrap();
+        assert_eq!(c.bootstrap_peers, vec!["203.0.113.7:9877"]);
     }
 
     #[test]

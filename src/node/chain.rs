@@ -31,8 +31,8 @@ use crate::net::server::fetch_chain_spec;
 
 /// File in the data dir holding the funded account key of a development chain.
 pub const DEV_ACCOUNT_KEY_FILE: &str = "dev-account.key";
-/// After this many rounds without a chain spec from the bootstrap peers, a hint is logged.
-const SPEC_ROUNDS_BEFORE_HINT: u32 = 8;
+/// Rounds of chain spec requests between two warnings while waiting for bootstrap peers.
+const SPEC_WARN_EVERY: u32 = 8;
 /// Capacity of the relay queue read by the peer manager.
 const RELAY_CAPACITY: usize = 4_096;
 
@@ -129,7 +129,7 @@ pub fn head_dto(h: &BlockHeader) -> HeadDto {
 }
 
 /// Picks the chain spec: `--chain`, else the one stored in the data dir, else a bootstrap
-/// peer's, else a new development chain whose funded account key is written to the data dir.
+/// peer's (waiting for one to answer), else a new development chain whose funded account key is written to the data dir.
 pub async fn resolve_spec(
     config: &NodeConfig,
     store: &Store,
@@ -146,34 +146,43 @@ pub async fn resolve_spec(
         return Ok(spec);
     }
     if !config.bootstrap_peers.is_empty() {
-        // like joining: keep asking until a bootstrap peer is up
-        for attempt in 0u32.. {
-            for peer in &config.bootstrap_peers {
-                match fetch_chain_spec(peer).await {
-                    Ok(json) => match ChainSpec::from_json(&json) {
-                        Ok(spec) => {
-                            info!(peer = %peer, chain_id = %spec.chain_id, "adopted the bootstrap peer's chain spec");
-                            return Ok(spec);
-                        }
-                        Err(e) => {
-                            warn!(peer = %peer, error = %e, "bootstrap peer sent a bad chain spec")
-                        }
-                    },
-                    Err(e) => warn!(peer = %peer, error = %e, "cannot get the chain spec"),
-                }
-            }
-            if attempt + 1 == SPEC_ROUNDS_BEFORE_HINT {
-                warn!(
-                    "no bootstrap peer gave a chain spec yet; still asking (or pass --chain FILE)"
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(500 << attempt.min(3))).await;
-        }
+        return Ok(spec_from_peers(&config.bootstrap_peers).await);
     }
     let slot_start = now_ms - now_ms % crate::chain::spec::DEFAULT_SLOT_MS;
     let (spec, account) = ChainSpec::dev(identity, slot_start);
     write_dev_account(&config.data_dir, &account)?;
     Ok(spec)
+}
+
+/// Asks the bootstrap peers for their chain spec until one answers with a valid spec: a node
+/// started before its bootstrap peers waits for them (its API says "starting" meanwhile).
+/// The first failure is a warning, later ones a warning every [`SPEC_WARN_EVERY`] attempts.
+async fn spec_from_peers(peers: &[String]) -> ChainSpec {
+    let mut attempt: u32 = 0;
+    loop {
+        for peer in peers {
+            let error = match fetch_chain_spec(peer).await {
+                Ok(json) => match ChainSpec::from_json(&json) {
+                    Ok(spec) => {
+                        info!(peer = %peer, chain_id = %spec.chain_id, "adopted the bootstrap peer's chain spec");
+                        return spec;
+                    }
+                    Err(e) => format!("bad chain spec: {e}"),
+                },
+                Err(e) => e.to_string(),
+            };
+            if attempt % SPEC_WARN_EVERY == 0 {
+                warn!(peer = %peer, attempt = attempt + 1, error = %error, "waiting for a bootstrap peer's chain spec");
+            }
+        }
+        tokio::time::sleep(spec_retry_delay(attempt)).await;
+        attempt = attempt.saturating_add(1);
+    }
+}
+
+/// Pause before the next round of chain spec requests: 0.5 s doubling up to 4 s.
+pub fn spec_retry_delay(attempt: u32) -> Duration {
+    Duration::from_millis(500 << attempt.min(3))
 }
 
 fn write_dev_account(data_dir: &Path, account: &Identity) -> Result<(), NodeError> {
@@ -413,6 +422,15 @@ impl ChainRuntime {
         result
     }
 
+    /// Up to `max` pending transactions, encoded (pushed to a peer when its link opens).
+    pub fn pending_txs(&self, max: usize) -> Vec<Vec<u8>> {
+        lock(&self.mempool)
+            .pending(max)
+            .into_iter()
+            .map(SignedTransfer::encode)
+            .collect()
+    }
+
     /// Counts a transaction refused before it reached the mempool (e.g. undecodable).
     pub fn count_rejected_tx(&self, reason: &str) {
         self.metrics.transactions.with_label_values(&[reason]).inc();
@@ -560,6 +578,15 @@ pub async fn run_producer(chain: Arc<ChainRuntime>, mut stop: watch::Receiver<bo
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn spec_retries_back_off_to_four_seconds() {
+        let d: Vec<u64> = (0..6)
+            .map(|a| super::spec_retry_delay(a).as_millis() as u64)
+            .collect();
+        assert_eq!(d, vec![500, 1_000, 2_000, 4_000, 4_000, 4_000]);
+        assert_eq!(super::spec_retry_delay(u32::MAX).as_millis(), 4_000);
+    }
+
     use super::*;
     use crate::chain::tx::Transfer;
     use crate::clock::ManualClock;

@@ -181,6 +181,40 @@ fn bind_tcp(addr: SocketAddr, flag: &'static str) -> Result<TcpListener, NodeErr
     socket.listen(1024).map_err(bind_error(addr, flag))
 }
 
+/// Resolves the chain spec while the API port answers "starting" (live, not ready), so a node
+/// waiting for its bootstrap peers is visibly alive; hands the listener back afterwards.
+async fn resolve_spec_serving(
+    config: &NodeConfig,
+    store: &Store,
+    identity: &Identity,
+    now_ms: u64,
+    api_listener: TcpListener,
+) -> Result<(crate::chain::spec::ChainSpec, TcpListener), NodeError> {
+    let rpc = config.rpc_addr;
+    let listener = api_listener
+        .into_std()
+        .map_err(bind_error(rpc, "--rpc-addr"))?;
+    let interim = listener
+        .try_clone()
+        .and_then(TcpListener::from_std)
+        .map_err(bind_error(rpc, "--rpc-addr"))?;
+    let api_listener = TcpListener::from_std(listener).map_err(bind_error(rpc, "--rpc-addr"))?;
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(qnet_api::starting::serve_starting(
+        interim,
+        "waiting for a bootstrap peer's chain spec".into(),
+        async {
+            let _ = done_rx.await;
+        },
+    ));
+    let spec = chain::resolve_spec(config, store, identity, now_ms).await;
+    let _ = done_tx.send(());
+    if let Ok(Err(e)) = server.await {
+        warn!(error = %e, "starting api server failed");
+    }
+    Ok((spec?, api_listener))
+}
+
 /// Starts a node.
 pub async fn start(config: NodeConfig, clock: SharedClock) -> Result<RunningNode, NodeError> {
     std::fs::create_dir_all(&config.data_dir).map_err(|e| NodeError::DataDir {
@@ -207,7 +241,8 @@ pub async fn start(config: NodeConfig, clock: SharedClock) -> Result<RunningNode
         .map_err(bind_error(config.rpc_addr, "--rpc-addr"))?;
     let p2p_listener = bind_tcp(config.p2p_addr, "--p2p-addr")?;
 
-    let spec = chain::resolve_spec(&config, &store, &identity, clock.now_ms()).await?;
+    let (spec, api_listener) =
+        resolve_spec_serving(&config, &store, &identity, clock.now_ms(), api_listener).await?;
     let heads = tokio::sync::broadcast::channel(256).0;
     let chain_runtime = Arc::new(
         chain::ChainRuntime::open(

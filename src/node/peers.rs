@@ -25,6 +25,8 @@ use crate::net::{LocalInfo, Message, PeerInfo, Seeds};
 pub const BAN_MS: u64 = 30_000;
 /// Messages queued per outbound peer before pushes to it are dropped (pull repairs).
 const OUTBOX: usize = 1_024;
+/// Most pending transactions pushed to a peer when a link to it opens (below its burst limit).
+const PENDING_ON_LINK: usize = 1_000;
 /// Recently seen block and transaction hashes kept for duplicate suppression.
 const SEEN_CAPACITY: usize = 16_384;
 /// How often links are re-checked and missing connections opened.
@@ -203,6 +205,13 @@ impl PeerManager {
         let (tx, mut rx) = mpsc::channel::<Message>(OUTBOX);
         lock(&self.sessions).insert(peer.clone(), Session::Open(tx));
         debug!(node_id = %peer, %addr, "link open");
+        // a transaction admitted while this link was down reached nobody through it: hand the
+        // peer what is pending (it ignores what it has already seen)
+        for bytes in self.shared.chain.pending_txs(PENDING_ON_LINK) {
+            if send(&mut conn, &Message::Tx(bytes)).await.is_err() {
+                break;
+            }
+        }
         while let Some(msg) = rx.recv().await {
             if send(&mut conn, &msg).await.is_err() {
                 break;

@@ -103,6 +103,22 @@ pub async fn keep_bootstrapping(
     }
 }
 
+/// What a node that has not joined yet answers a seed request: itself (its regional gossip
+/// address when the asker is of its region, and its bridge-cluster address). Seed nodes that
+/// list each other as bootstrap peers then find each other instead of each refusing the
+/// other until both give up and stay alone.
+pub fn unjoined_seeds(own_region: &str, advertise: SocketAddr, asked_region: &str) -> Seeds {
+    let region_seeds = if own_region == asked_region {
+        vec![advertise.to_string()]
+    } else {
+        Vec::new()
+    };
+    Seeds {
+        region_seeds,
+        bridge_seeds: vec![bridge_gossip_addr(advertise).to_string()],
+    }
+}
+
 /// Answers seed requests from the current membership view.
 pub struct ViewResponder {
     shared: Arc<NodeShared>,
@@ -116,11 +132,20 @@ impl ViewResponder {
 }
 
 impl ViewResponder {
-    /// Seeds of `region` and of the bridge cluster, once joined.
+    /// Seeds of `region` and of the bridge cluster; before this node has joined, its own
+    /// addresses (see [`unjoined_seeds`]).
     pub fn seeds(&self, region: &str) -> Result<Seeds, String> {
+        if self.shared.stopping.load(Ordering::SeqCst) {
+            return Err("shutting down; ask another peer".into());
+        }
         // Joined is enough: a node still syncing the chain knows the membership already.
-        if !*self.shared.joined.borrow() || self.shared.stopping.load(Ordering::SeqCst) {
-            return Err("not joined yet; retry".into());
+        if !*self.shared.joined.borrow() {
+            let config = &self.shared.config;
+            return Ok(unjoined_seeds(
+                config.region.as_str(),
+                config.advertise_addr,
+                region,
+            ));
         }
         let view = self.shared.view.borrow().clone();
         let mut bridge_seeds: Vec<String> = Vec::new();
@@ -140,5 +165,21 @@ impl ViewResponder {
             region_seeds,
             bridge_seeds,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unjoined_node_offers_itself() {
+        let me: SocketAddr = "10.0.0.1:9876".parse().unwrap();
+        let same = unjoined_seeds("eu", me, "eu");
+        assert_eq!(same.region_seeds, vec!["10.0.0.1:9876"]);
+        assert_eq!(same.bridge_seeds, vec!["10.0.0.1:9877"]);
+        let other = unjoined_seeds("eu", me, "na");
+        assert!(other.region_seeds.is_empty());
+        assert_eq!(other.bridge_seeds, vec!["10.0.0.1:9877"]);
     }
 }

@@ -18,7 +18,7 @@ use crate::common::{get_json, test_dir, wait_for, NodeProcess, NodeSpec};
 
 const FAUCET_BALANCE: u64 = 1_000_000;
 
-struct Net {
+pub(crate) struct Net {
     spec: ChainSpec,
     spec_path: std::path::PathBuf,
     faucet: Identity,
@@ -26,7 +26,7 @@ struct Net {
 }
 
 /// Creates each node's key in its data dir and a spec with all of them as producers.
-fn chain_for(specs: &[NodeSpec], root: &Path, slot_ms: u64) -> Net {
+pub(crate) fn chain_for(specs: &[NodeSpec], root: &Path, slot_ms: u64) -> Net {
     let keys: Vec<Identity> = specs
         .iter()
         .map(|s| {
@@ -81,7 +81,7 @@ fn transfer(
     .sign(from.signing_key())
 }
 
-async fn rpc(node: &NodeProcess, method: &str, params: Value) -> Value {
+pub(crate) async fn rpc(node: &NodeProcess, method: &str, params: Value) -> Value {
     let client = reqwest::Client::new();
     client
         .post(node.url("/"))
@@ -118,7 +118,7 @@ async fn metric(node: &NodeProcess, series: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
-async fn ready(node: &NodeProcess) -> bool {
+pub(crate) async fn ready(node: &NodeProcess) -> bool {
     crate::common::get_status(&node.url("/health/ready")).await == Some(200)
 }
 
@@ -135,7 +135,7 @@ async fn agree(nodes: &[&NodeProcess], upto: u64) -> Option<()> {
     Some(())
 }
 
-fn start(spec: &NodeSpec, net: &Net, bootstrap: &[&NodeSpec]) -> NodeProcess {
+pub(crate) fn start(spec: &NodeSpec, net: &Net, bootstrap: &[&NodeSpec]) -> NodeProcess {
     let mut s = spec.clone();
     s.bootstrap = bootstrap.iter().map(|b| b.p2p_addr()).collect();
     s.extra = vec![
@@ -838,7 +838,20 @@ async fn node_without_a_spec_waits_for_a_late_bootstrap_peer_and_adopts_its_chai
         "{}",
         b.log()
     );
-    assert!(b.log().contains("cannot get the chain spec"), "{}", b.log());
+    assert!(
+        b.log()
+            .contains("waiting for a bootstrap peer's chain spec"),
+        "{}",
+        b.log()
+    );
+    assert_eq!(
+        crate::common::get_status(&b.url("/health/live")).await,
+        Some(200)
+    );
+    assert_eq!(
+        crate::common::get_status(&b.url("/health/ready")).await,
+        Some(503)
+    );
     let a = NodeProcess::start(first);
     wait_for(
         "a produces its dev chain",

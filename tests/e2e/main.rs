@@ -4,4 +4,6 @@
 mod chain;
 mod common;
 mod membership;
+mod metrics;
+mod rpc;
 mod unified;

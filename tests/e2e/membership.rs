@@ -362,21 +362,9 @@ async fn forged_malformed_and_flooding_gossip_neither_crashes_nor_adds_members()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_whose_bootstrap_peer_starts_late_joins_when_it_comes_up() {
     let root = test_dir("late-bootstrap");
-    let mut first = NodeSpec::new(&root, "a", "eu", "super");
+    let first = NodeSpec::new(&root, "a", "eu", "super");
     let mut second = NodeSpec::new(&root, "b", "na", "super");
     second.bootstrap = vec![first.p2p_addr()];
-    // both know the chain, so b does not wait for a's spec before serving its API
-    std::fs::create_dir_all(&first.data_dir).unwrap();
-    let key = qnet_node::identity::Identity::load_or_create(
-        &first.data_dir.join(qnet_node::identity::KEY_FILE),
-    )
-    .unwrap();
-    let (spec, _) = qnet_node::chain::spec::ChainSpec::dev(&key, 0);
-    let chain = root.join("chain.json");
-    std::fs::write(&chain, spec.to_json()).unwrap();
-    for n in [&mut first, &mut second] {
-        n.extra = vec!["--chain".into(), chain.display().to_string()];
-    }
     let b = NodeProcess::start(second);
     // b gives up its first bootstrap rounds, not joined: not ready
     tokio::time::sleep(Duration::from_secs(8)).await;
