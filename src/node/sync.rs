@@ -286,8 +286,11 @@ pub async fn pull_blocks(
         back = 0;
         let height = chain.head().height;
         chain.set_sync(is_syncing(height, target.max(height)), target.max(height));
-        if let Some(Ok(next)) = ahead {
-            prefetched = Some((next_from, next));
+        match ahead {
+            Some(Ok(next)) => prefetched = Some((next_from, next)),
+            // a late answer could be taken for the next request's: drop this connection
+            Some(Err(e)) => return Err(PullError::Failed(e)),
+            None => {}
         }
         if count < MAX_BLOCKS_PER_REQUEST as usize && batch.imported == 0 {
             break;
@@ -487,5 +490,138 @@ mod tests {
         assert_eq!(request_start(10, 4), 6);
         assert_eq!(request_start(10, 16), 1);
         assert_eq!(request_start(0, 0), 1);
+    }
+
+    mod pull {
+        use super::*;
+        use crate::chain::spec::ChainSpec;
+        use crate::clock::{Clock, ManualClock};
+        use crate::identity::to_hex;
+        use crate::metrics::Metrics;
+        use crate::net::handshake::PeerInfo;
+        use crate::net::message::MAX_BLOCKS_RESPONSE_BYTES;
+        use crate::net::server::{serve, Responder};
+        use crate::net::{Message, Seeds};
+
+        struct Serve(Arc<ChainRuntime>);
+
+        impl Responder for Serve {
+            fn seeds(&self, _region: &str) -> Result<Seeds, String> {
+                Err("no seeds".into())
+            }
+            fn admit(&self, _peer: &PeerInfo) -> bool {
+                true
+            }
+            fn chain_message(
+                &self,
+                _peer: &PeerInfo,
+                msg: Message,
+            ) -> Result<Option<Message>, String> {
+                match msg {
+                    Message::GetBlocks { from, limit } => Ok(Some(Message::Blocks(
+                        self.0
+                            .encoded_blocks_from(
+                                from,
+                                limit.min(MAX_BLOCKS_PER_REQUEST) as usize,
+                                MAX_BLOCKS_RESPONSE_BYTES,
+                            )
+                            .map_err(|e| e.to_string())?,
+                    ))),
+                    _ => Ok(None),
+                }
+            }
+        }
+
+        fn runtime(
+            dir: &std::path::Path,
+            spec: &ChainSpec,
+            key: &Identity,
+            clock: Arc<ManualClock>,
+        ) -> Arc<ChainRuntime> {
+            let store = qnet_storage::Store::open(dir).unwrap();
+            Arc::new(
+                ChainRuntime::open(
+                    store,
+                    spec.clone(),
+                    key,
+                    true,
+                    Metrics::new().unwrap().chain,
+                    clock,
+                    tokio::sync::broadcast::channel(16).0,
+                )
+                .unwrap(),
+            )
+        }
+
+        fn local(key: &Identity, spec: &ChainSpec) -> LocalInfo {
+            LocalInfo {
+                identity: key.clone(),
+                chain_id: spec.chain_id.clone(),
+                genesis: spec.genesis_hash(),
+                spec_json: spec.to_json(),
+            }
+        }
+
+        /// Produces `slots` (each this runtime's own) with the clock inside each slot.
+        fn produce(rt: &ChainRuntime, clock: &ManualClock, spec: &ChainSpec, slots: &[u64]) {
+            for &slot in slots {
+                clock.set(spec.slot_start_ms(slot) + 1);
+                assert!(rt.produce(slot).is_some(), "slot {slot}");
+            }
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn pulls_across_pipelined_batches_and_reorgs_off_a_short_fork() {
+            let (p1, p2) = (Identity::generate(), Identity::generate());
+            let spec = ChainSpec {
+                chain_id: "pull".into(),
+                genesis_time_ms: 1_000_000,
+                slot_ms: 1_000,
+                producers: vec![
+                    to_hex(p1.public_key().as_bytes()),
+                    to_hex(p2.public_key().as_bytes()),
+                ],
+                balances: vec![],
+            };
+            let dir = tempfile::tempdir().unwrap();
+            // the source: 1,100 blocks in p1's (even) slots, more than two full requests
+            let source_clock = Arc::new(ManualClock::new(0));
+            let source = runtime(&dir.path().join("s"), &spec, &p1, source_clock.clone());
+            let even: Vec<u64> = (1..=1_100).map(|i| 2 * i).collect();
+            produce(&source, &source_clock, &spec, &even);
+            // the follower built 3 blocks of its own in p2's (odd) slots: a shorter fork
+            let clock = Arc::new(ManualClock::new(0));
+            let dest = runtime(&dir.path().join("d"), &spec, &p2, clock.clone());
+            produce(&dest, &clock, &spec, &[1, 3, 5]);
+            assert_eq!(dest.head().height, 3);
+            clock.set(source_clock.now_ms());
+
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap().to_string();
+            let (stop_tx, stop_rx) = watch::channel(false);
+            let server = tokio::spawn(serve(
+                listener,
+                local(&p1, &spec),
+                Arc::new(Serve(source.clone())),
+                Metrics::new().unwrap(),
+                stop_rx,
+            ));
+            let mut conn = connect(&addr, &local(&p2, &spec)).await.unwrap();
+            let imported = pull_blocks(&dest, &mut conn, 1_100).await.unwrap();
+            assert_eq!(imported, 1_100);
+            assert_eq!(dest.head(), source.head());
+            for h in [1, 512, 513, 1_024, 1_025, 1_100] {
+                assert_eq!(
+                    dest.block_by_height(h).unwrap().map(|b| b.hash()),
+                    source.block_by_height(h).unwrap().map(|b| b.hash()),
+                    "height {h}"
+                );
+            }
+            assert!(!dest.syncing());
+            // nothing more to pull: a second pull imports nothing and stops
+            assert_eq!(pull_blocks(&dest, &mut conn, 1_100).await, Ok(0));
+            let _ = stop_tx.send(true);
+            let _ = server.await;
+        }
     }
 }
