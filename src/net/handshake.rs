@@ -66,12 +66,16 @@ pub enum HandshakeError {
     SpecRequested,
 }
 
+/// The frame codec: a 4-byte big-endian length, then the frame, at most [`MAX_FRAME_BYTES`].
+pub fn codec() -> LengthDelimitedCodec {
+    LengthDelimitedCodec::builder()
+        .max_frame_length(MAX_FRAME_BYTES)
+        .new_codec()
+}
+
 /// Wraps a stream in the frame codec with the size limit.
 pub fn framed(stream: TcpStream) -> Conn {
-    let codec = LengthDelimitedCodec::builder()
-        .max_frame_length(MAX_FRAME_BYTES)
-        .new_codec();
-    Framed::new(stream, codec)
+    Framed::new(stream, codec())
 }
 
 /// The bytes a node signs to answer a challenge.
@@ -136,14 +140,7 @@ async fn handshake_inner(conn: &mut Conn, local: &LocalInfo) -> Result<PeerInfo,
         Some(Message::GetChainSpec) => return Err(HandshakeError::SpecRequested),
         _ => return Err(HandshakeError::Unexpected),
     };
-    if theirs.protocol != PROTOCOL_VERSION {
-        return Err(HandshakeError::Protocol(theirs.protocol));
-    }
-    if theirs.chain_id != local.chain_id || theirs.genesis != local.genesis {
-        return Err(HandshakeError::WrongChain(
-            theirs.chain_id.chars().take(64).collect(),
-        ));
-    }
+    check_hello(&theirs, &local.chain_id, &local.genesis)?;
     let payload = proof_payload(
         &theirs.nonce,
         &my_key,
@@ -159,19 +156,67 @@ async fn handshake_inner(conn: &mut Conn, local: &LocalInfo) -> Result<PeerInfo,
     let Some(Message::Proof(sig)) = recv(conn).await? else {
         return Err(HandshakeError::Unexpected);
     };
-    let key = VerifyingKey::from_bytes(&theirs.public_key).map_err(|_| HandshakeError::BadProof)?;
-    let expected = proof_payload(
-        &nonce,
+    check_proof(
+        &Challenge {
+            nonce: &nonce,
+            my_key: &my_key,
+            chain_id: &local.chain_id,
+            genesis: &local.genesis,
+        },
         &theirs.public_key,
-        &my_key,
-        &local.chain_id,
-        &local.genesis,
+        &sig,
+    )
+}
+
+/// Checks the peer's [`Hello`] against our chain: protocol version, chain id and genesis.
+pub fn check_hello(
+    theirs: &Hello,
+    chain_id: &str,
+    genesis: &[u8; 32],
+) -> Result<(), HandshakeError> {
+    if theirs.protocol != PROTOCOL_VERSION {
+        return Err(HandshakeError::Protocol(theirs.protocol));
+    }
+    if theirs.chain_id != chain_id || &theirs.genesis != genesis {
+        return Err(HandshakeError::WrongChain(
+            theirs.chain_id.chars().take(64).collect(),
+        ));
+    }
+    Ok(())
+}
+
+/// What our side of a handshake asked the peer to sign.
+#[derive(Debug, Clone, Copy)]
+pub struct Challenge<'a> {
+    /// Our random challenge.
+    pub nonce: &'a [u8; 32],
+    /// Our public key.
+    pub my_key: &'a [u8; 32],
+    /// Our chain id.
+    pub chain_id: &'a str,
+    /// Our genesis hash.
+    pub genesis: &'a [u8; 32],
+}
+
+/// Checks the peer's proof that it holds `their_key`; the authenticated peer on success.
+pub fn check_proof(
+    challenge: &Challenge<'_>,
+    their_key: &[u8; 32],
+    sig: &[u8; 64],
+) -> Result<PeerInfo, HandshakeError> {
+    let key = VerifyingKey::from_bytes(their_key).map_err(|_| HandshakeError::BadProof)?;
+    let expected = proof_payload(
+        challenge.nonce,
+        their_key,
+        challenge.my_key,
+        challenge.chain_id,
+        challenge.genesis,
     );
-    if !verify(&key, &expected, &Signature::from_bytes(&sig)) {
+    if !verify(&key, &expected, &Signature::from_bytes(sig)) {
         return Err(HandshakeError::BadProof);
     }
     Ok(PeerInfo {
-        public_key: theirs.public_key,
+        public_key: *their_key,
         node_id: NodeId::from_public_key(&key),
     })
 }
