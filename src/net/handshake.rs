@@ -12,6 +12,10 @@ use tokio_util::codec::{Framed, LengthDelimitedCodec};
 use super::message::{Hello, Message, MAX_FRAME_BYTES, PROTOCOL_VERSION};
 use crate::identity::{verify, Identity, NodeId};
 
+/// Largest frame accepted before the peer is authenticated: a `Hello` or a `Proof` is small,
+/// so an unauthenticated peer cannot make the node buffer [`MAX_FRAME_BYTES`] frames.
+pub const HANDSHAKE_MAX_FRAME_BYTES: usize = 64 * 1024;
+
 /// How long a handshake may take.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -115,9 +119,13 @@ pub async fn recv(conn: &mut Conn) -> Result<Option<Message>, std::io::Error> {
 
 /// Runs the handshake on a fresh connection (same steps on both sides).
 pub async fn handshake(conn: &mut Conn, local: &LocalInfo) -> Result<PeerInfo, HandshakeError> {
-    tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake_inner(conn, local))
+    conn.codec_mut()
+        .set_max_frame_length(HANDSHAKE_MAX_FRAME_BYTES);
+    let peer = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake_inner(conn, local))
         .await
-        .map_err(|_| HandshakeError::Timeout)?
+        .map_err(|_| HandshakeError::Timeout)??;
+    conn.codec_mut().set_max_frame_length(MAX_FRAME_BYTES);
+    Ok(peer)
 }
 
 async fn handshake_inner(conn: &mut Conn, local: &LocalInfo) -> Result<PeerInfo, HandshakeError> {

@@ -68,9 +68,14 @@ pub async fn serve(
             match handshake(&mut conn, &local).await {
                 Ok(info) if responder.admit(&info) => {
                     debug!(%peer, node_id = %info.node_id, "data-plane peer connected");
-                    serve_conn(conn, info, responder).await;
+                    if let Some(reason) = serve_conn(conn, &info, responder).await {
+                        metrics.peer_disconnects.with_label_values(&[reason]).inc();
+                    }
                 }
-                Ok(info) => debug!(%peer, node_id = %info.node_id, "banned peer refused"),
+                Ok(info) => {
+                    metrics.peer_disconnects.with_label_values(&["banned"]).inc();
+                    debug!(%peer, node_id = %info.node_id, "banned peer refused");
+                }
                 Err(HandshakeError::SpecRequested) => {
                     let _ = send(&mut conn, &Message::ChainSpec(local.spec_json.clone())).await;
                 }
@@ -83,18 +88,26 @@ pub async fn serve(
     }
 }
 
-async fn serve_conn(mut conn: Conn, peer: PeerInfo, responder: Arc<dyn Responder>) {
+/// Serves an authenticated peer until it leaves; the reason when it was cut off.
+async fn serve_conn(
+    mut conn: Conn,
+    peer: &PeerInfo,
+    responder: Arc<dyn Responder>,
+) -> Option<&'static str> {
     let started = std::time::Instant::now();
     let elapsed_ms = || u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     let mut bucket = TokenBucket::new(PEER_MSGS_PER_S, PEER_MSGS_BURST, 0);
     loop {
         let msg = match tokio::time::timeout(IDLE_TIMEOUT, recv(&mut conn)).await {
             Ok(Ok(Some(msg))) => msg,
-            _ => return,
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::InvalidData => {
+                return Some("bad_message")
+            }
+            _ => return None,
         };
         if !bucket.take(elapsed_ms()) {
             debug!(node_id = %peer.node_id, "peer exceeded its message rate; disconnecting");
-            return;
+            return Some("rate_limit");
         }
         let reply = match msg {
             Message::GetSeeds { region } => Some(match responder.seeds(&region) {
@@ -102,11 +115,11 @@ async fn serve_conn(mut conn: Conn, peer: PeerInfo, responder: Arc<dyn Responder
                 Err(reason) => Message::Error { reason },
             }),
             msg @ (Message::Block(_) | Message::Tx(_) | Message::GetBlocks { .. }) => {
-                match responder.chain_message(&peer, msg) {
+                match responder.chain_message(peer, msg) {
                     Ok(reply) => reply,
                     Err(reason) => {
                         debug!(node_id = %peer.node_id, %reason, "peer misbehaved; disconnecting");
-                        return;
+                        return Some("bad_message");
                     }
                 }
             }
@@ -116,7 +129,7 @@ async fn serve_conn(mut conn: Conn, peer: PeerInfo, responder: Arc<dyn Responder
         };
         if let Some(reply) = reply {
             if send(&mut conn, &reply).await.is_err() {
-                return;
+                return None;
             }
         }
     }

@@ -3,5 +3,6 @@
 
 mod chain;
 mod common;
+mod hostile;
 mod membership;
 mod unified;

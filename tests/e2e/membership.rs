@@ -268,6 +268,33 @@ async fn forged_member(
     .expect("forged chitchat node")
 }
 
+/// A chitchat SYN (wire protocol v0) for `cluster_id` whose digest names as many made-up
+/// members as fit one datagram.
+fn digest_flood(cluster_id: &str, salt: u32) -> Vec<u8> {
+    fn str16(buf: &mut Vec<u8>, s: &str) {
+        buf.extend((s.len() as u16).to_le_bytes());
+        buf.extend(s.as_bytes());
+    }
+    let mut entries = Vec::new();
+    let mut count: u16 = 0;
+    while entries.len() + 57 + cluster_id.len() + 8 < 60_000 {
+        str16(&mut entries, &format!("{salt:08x}{count:08x}"));
+        entries.extend(u64::from(count).to_le_bytes());
+        entries.extend([4, 127, 0, 0, 1]);
+        entries.extend((10_000 + count).to_le_bytes());
+        for v in [u64::MAX, 0, u64::MAX] {
+            entries.extend(v.to_le_bytes());
+        }
+        count += 1;
+    }
+    let mut out = 45_139u16.to_le_bytes().to_vec();
+    out.extend([0, 0]);
+    out.extend(count.to_le_bytes());
+    out.extend(entries);
+    str16(&mut out, cluster_id);
+    out
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forged_malformed_and_flooding_gossip_neither_crashes_nor_adds_members() {
     let root = test_dir("gossip-guard");
@@ -306,6 +333,18 @@ async fn forged_malformed_and_flooding_gossip_neither_crashes_nor_adds_members()
         };
         let _ = junk.send_to(payload, target).await;
         if i % 500 == 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    // digest floods: well-formed chitchat SYNs whose digests list ~1,100 made-up members
+    for round in 0..200u32 {
+        let cluster = if round % 10 == 0 {
+            "x".repeat(4_000)
+        } else {
+            cluster_id.clone()
+        };
+        let _ = junk.send_to(&digest_flood(&cluster, round), target).await;
+        if round % 50 == 0 {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
