@@ -28,11 +28,48 @@ const POOL_MAX: usize = 4_096;
 const STACK_BYTES: usize = 2 * 1024 * 1024;
 
 const TOKENS: &[&[u8]] = &[
-    b"{", b"}", b"[", b"]", b"\"", b":", b",", b"null", b"true", b"-1", b"0", b"1e999",
-    b"18446744073709551615", b"18446744073709551616", b"\\u0000", b"\\ud800", b"=", b"[[",
-    b"]]", b"\"\"\"", b"'''", b"\n", b"#", b".", b"ms", b"s", b"h", b"999999999999999999h",
-    b"0.0.0.0:0", b"[::1]:1", b"255.255.255.255:65535", b"v1 ", b" ", b"super", b"full",
-    b"light", b"eu", b"q", b"ff", b"00", b"nan", b"inf",
+    b"{",
+    b"}",
+    b"[",
+    b"]",
+    b"\"",
+    b":",
+    b",",
+    b"null",
+    b"true",
+    b"-1",
+    b"0",
+    b"1e999",
+    b"18446744073709551615",
+    b"18446744073709551616",
+    b"\\u0000",
+    b"\\ud800",
+    b"=",
+    b"[[",
+    b"]]",
+    b"\"\"\"",
+    b"'''",
+    b"\n",
+    b"#",
+    b".",
+    b"ms",
+    b"s",
+    b"h",
+    b"999999999999999999h",
+    b"0.0.0.0:0",
+    b"[::1]:1",
+    b"255.255.255.255:65535",
+    b"v1 ",
+    b" ",
+    b"super",
+    b"full",
+    b"light",
+    b"eu",
+    b"q",
+    b"ff",
+    b"00",
+    b"nan",
+    b"inf",
 ];
 
 const INTERESTING: &[u64] = &[
@@ -174,7 +211,11 @@ fn mutate(rng: &mut StdRng, input: &mut Vec<u8>, pool: &[Vec<u8>]) {
             };
             let at = rng.gen_range(0..len);
             let end = (at + width).min(len);
-            let src = if rng.gen() { &bytes[..] } else { &bytes[8 - width..] };
+            let src = if rng.gen() {
+                &bytes[..]
+            } else {
+                &bytes[8 - width..]
+            };
             input[at..end].copy_from_slice(&src[..end - at]);
         }
         7 => {
@@ -187,7 +228,12 @@ fn mutate(rng: &mut StdRng, input: &mut Vec<u8>, pool: &[Vec<u8>]) {
             let token = TOKENS[rng.gen_range(0..6)];
             let times = [10usize, 200, 5_000, 100_000][rng.gen_range(0..4)];
             let at = rng.gen_range(0..=len);
-            let run: Vec<u8> = token.iter().copied().cycle().take(token.len() * times).collect();
+            let run: Vec<u8> = token
+                .iter()
+                .copied()
+                .cycle()
+                .take(token.len() * times)
+                .collect();
             input.splice(at..at, run);
         }
         _ if len > 0 => input.truncate(rng.gen_range(0..len)),
@@ -215,7 +261,9 @@ fn save_crash(target: &str, input: &[u8]) -> PathBuf {
 }
 
 fn fuzz(target: &'static Target, opts: &Options) -> Report {
-    let mut rng = StdRng::seed_from_u64(opts.seed ^ blake3::hash(target.name.as_bytes()).as_bytes()[0] as u64);
+    let mut rng = StdRng::seed_from_u64(
+        opts.seed ^ blake3::hash(target.name.as_bytes()).as_bytes()[0] as u64,
+    );
     let mut pool = read_corpus(&opts.corpus.join(target.name));
     pool.extend((target.seeds)());
     pool.push(Vec::new());

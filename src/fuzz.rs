@@ -540,7 +540,12 @@ mod tests {
     #[test]
     fn junk_is_rejected_by_every_target() {
         for t in TARGETS {
-            assert_eq!((t.run)(b"\xff\xfe junk"), Ok(Verdict::Rejected), "{}", t.name);
+            assert_eq!(
+                (t.run)(b"\xff\xfe junk"),
+                Ok(Verdict::Rejected),
+                "{}",
+                t.name
+            );
         }
     }
 

@@ -167,19 +167,21 @@ fn block() -> impl Strategy<Value = Block> {
         any::<u8>(),
         vec(transfer(), 0..4),
     )
-        .prop_map(|(chain_id, height, slot, parent_hash, timestamp_ms, seed, txs)| {
-            Block::produce(
-                BlockTemplate {
-                    chain_id,
-                    height,
-                    slot,
-                    parent_hash,
-                    timestamp_ms,
-                },
-                txs,
-                &key(seed),
-            )
-        })
+        .prop_map(
+            |(chain_id, height, slot, parent_hash, timestamp_ms, seed, txs)| {
+                Block::produce(
+                    BlockTemplate {
+                        chain_id,
+                        height,
+                        slot,
+                        parent_hash,
+                        timestamp_ms,
+                    },
+                    txs,
+                    &key(seed),
+                )
+            },
+        )
 }
 
 fn addr() -> impl Strategy<Value = SocketAddr> {
@@ -238,19 +240,21 @@ fn spec() -> impl Strategy<Value = ChainSpec> {
         prop::collection::btree_set(0u8..8, 1..5),
         prop::collection::btree_map(any::<[u8; ADDRESS_LEN]>(), 0u64..=u64::MAX / 8, 0..6),
     )
-        .prop_map(|(chain_id, genesis_time_ms, slot_ms, producers, balances)| ChainSpec {
-            chain_id,
-            genesis_time_ms,
-            slot_ms,
-            producers: producers
-                .into_iter()
-                .map(|s| to_hex(key(s).verifying_key().as_bytes()))
-                .collect(),
-            balances: balances
-                .into_iter()
-                .map(|(a, b)| (Address::from_bytes(a).to_string(), b))
-                .collect(),
-        })
+        .prop_map(
+            |(chain_id, genesis_time_ms, slot_ms, producers, balances)| ChainSpec {
+                chain_id,
+                genesis_time_ms,
+                slot_ms,
+                producers: producers
+                    .into_iter()
+                    .map(|s| to_hex(key(s).verifying_key().as_bytes()))
+                    .collect(),
+                balances: balances
+                    .into_iter()
+                    .map(|(a, b)| (Address::from_bytes(a).to_string(), b))
+                    .collect(),
+            },
+        )
 }
 
 proptest! {
@@ -410,8 +414,12 @@ fn corpus_seeds_match_the_encoders() {
     for t in TARGETS {
         for (i, seed) in (t.seeds)().iter().enumerate() {
             let path = corpus_dir().join(t.name).join(format!("seed-{i}"));
-            let on_disk = std::fs::read(&path)
-                .unwrap_or_else(|e| panic!("{}: {e}; run the fuzz example with --write-seeds", path.display()));
+            let on_disk = std::fs::read(&path).unwrap_or_else(|e| {
+                panic!(
+                    "{}: {e}; run the fuzz example with --write-seeds",
+                    path.display()
+                )
+            });
             assert_eq!(&on_disk, seed, "{} is stale", path.display());
         }
     }

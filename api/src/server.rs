@@ -9,14 +9,14 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use jsonrpsee::server::{stop_channel, Methods, ServerHandle};
-use prometheus::Registry;
-use thiserror::Error;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
+use jsonrpsee::server::{stop_channel, Methods, ServerHandle};
+use prometheus::Registry;
+use thiserror::Error;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tower::ServiceExt;
@@ -143,10 +143,13 @@ impl ApiServer {
                 tracing::debug!(%peer, "api connection limit reached");
                 continue;
             };
-            let service = self.router.clone().map_request(move |mut req: Request<Incoming>| {
-                req.extensions_mut().insert(ConnectInfo(peer));
-                req
-            });
+            let service = self
+                .router
+                .clone()
+                .map_request(move |mut req: Request<Incoming>| {
+                    req.extensions_mut().insert(ConnectInfo(peer));
+                    req
+                });
             let conn = builder.serve_connection_with_upgrades(
                 TokioIo::new(stream),
                 TowerToHyperService::new(service),

@@ -73,7 +73,10 @@ pub async fn serve(
                     }
                 }
                 Ok(info) => {
-                    metrics.peer_disconnects.with_label_values(&["banned"]).inc();
+                    metrics
+                        .peer_disconnects
+                        .with_label_values(&["banned"])
+                        .inc();
                     debug!(%peer, node_id = %info.node_id, "banned peer refused");
                 }
                 Err(HandshakeError::SpecRequested) => {

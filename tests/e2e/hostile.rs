@@ -30,8 +30,7 @@ async fn producing_node(name: &str) -> NodeProcess {
     spec.extra = vec!["--enable-microblocks".into()];
     let node = NodeProcess::start(spec);
     wait_for("node ready and producing", START, || async {
-        (get_status(&node.url("/health/ready")).await == Some(200)
-            && height(&node).await? >= 1)
+        (get_status(&node.url("/health/ready")).await == Some(200) && height(&node).await? >= 1)
             .then_some(())
     })
     .await;
@@ -58,8 +57,7 @@ async fn metric(node: &NodeProcess, series: &str) -> f64 {
 /// The node keeps answering and producing: readiness, then a head above `before`.
 async fn still_serving(node: &NodeProcess, before: u64) {
     wait_for("node still ready and producing", START, || async {
-        (get_status(&node.url("/health/ready")).await == Some(200)
-            && height(node).await? > before)
+        (get_status(&node.url("/health/ready")).await == Some(200) && height(node).await? > before)
             .then_some(())
     })
     .await;
@@ -141,16 +139,22 @@ async fn forged_data_plane_is_cut_off_and_penalised_node_unaffected() {
 
     // wrong chain id
     let mut conn = framed(TcpStream::connect(&addr).await.unwrap());
-    send(&mut conn, &hello(&spec, &Identity::generate(), "evil-chain"))
-        .await
-        .unwrap();
+    send(
+        &mut conn,
+        &hello(&spec, &Identity::generate(), "evil-chain"),
+    )
+    .await
+    .unwrap();
     assert!(closed(&mut conn).await, "wrong chain id: connection kept");
 
     // right chain, but a proof that does not verify
     let mut conn = framed(TcpStream::connect(&addr).await.unwrap());
-    send(&mut conn, &hello(&spec, &Identity::generate(), &spec.chain_id))
-        .await
-        .unwrap();
+    send(
+        &mut conn,
+        &hello(&spec, &Identity::generate(), &spec.chain_id),
+    )
+    .await
+    .unwrap();
     assert!(matches!(recv(&mut conn).await, Ok(Some(Message::Hello(_)))));
     assert!(matches!(recv(&mut conn).await, Ok(Some(Message::Proof(_)))));
     send(&mut conn, &Message::Proof([0x5a; 64])).await.unwrap();
@@ -332,7 +336,9 @@ async fn api_abuse_gets_clear_errors_and_the_node_keeps_serving() {
     let mut slow = Vec::new();
     for _ in 0..50 {
         let mut s = TcpStream::connect(node.spec.api_addr()).await.unwrap();
-        s.write_all(b"POST / HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+        s.write_all(b"POST / HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
         slow.push(s);
     }
     for i in 0..6 {
