@@ -451,9 +451,17 @@ async fn digest_flood_leaves_the_node_up_with_its_real_members() {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
-    wait_for("node answers after the flood", Duration::from_secs(30), || async {
-        get_status(&a.url("/health/live")).await.filter(|s| *s == 200)
-    })
+    // several gossip rounds with the flooded state
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    wait_for(
+        "node answers after the flood",
+        Duration::from_secs(30),
+        || async {
+            get_status(&a.url("/health/live"))
+                .await
+                .filter(|s| *s == 200)
+        },
+    )
     .await;
     let doc = get_json(&a.url("/v1/peers")).await.expect("peers");
     let ids: Vec<&str> = doc["peers"]
@@ -464,4 +472,16 @@ async fn digest_flood_leaves_the_node_up_with_its_real_members() {
         .collect();
     assert_eq!(ids, vec![b_id.as_str()], "only the real member: {doc}");
     assert_eq!(peer(&doc, &b_id).unwrap()["live"], true);
+    // gossip still flows both ways: b keeps seeing a live for many rounds
+    let a_id = node_id(&a).await;
+    for _ in 0..10 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let doc = get_json(&b.url("/v1/peers")).await.expect("b answers");
+        assert_eq!(
+            peer(&doc, &a_id).map(|p| p["live"].clone()),
+            Some(true.into()),
+            "{doc}"
+        );
+        assert_eq!(get_status(&a.url("/health/live")).await, Some(200));
+    }
 }
