@@ -9,7 +9,7 @@ use tokio::sync::{watch, Semaphore};
 use tracing::debug;
 
 use super::handshake::{framed, handshake, recv, send, Conn, HandshakeError, LocalInfo, PeerInfo};
-use super::message::{Message, Seeds};
+use super::message::{Message, Seeds, MAX_FRAME_BYTES};
 use super::rate::TokenBucket;
 use crate::metrics::Metrics;
 
@@ -80,6 +80,8 @@ pub async fn serve(
                     debug!(%peer, node_id = %info.node_id, "banned peer refused");
                 }
                 Err(HandshakeError::SpecRequested) => {
+                    // the handshake's small frame limit also bounds what we send
+                    conn.codec_mut().set_max_frame_length(MAX_FRAME_BYTES);
                     let _ = send(&mut conn, &Message::ChainSpec(local.spec_json.clone())).await;
                 }
                 Err(e) => {
@@ -288,5 +290,48 @@ pub async fn fetch_blocks(conn: &mut Conn, from: u64, limit: u32) -> Result<Vec<
             Ok(Err(e)) => return Err(format!("receive: {e}")),
             Err(_) => return Err("timed out".into()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::Identity;
+
+    struct Nobody;
+
+    impl Responder for Nobody {
+        fn seeds(&self, _region: &str) -> Result<Seeds, String> {
+            Err("not joined".into())
+        }
+
+        fn admit(&self, _peer: &PeerInfo) -> bool {
+            true
+        }
+
+        fn chain_message(
+            &self,
+            _peer: &PeerInfo,
+            _msg: Message,
+        ) -> Result<Option<Message>, String> {
+            Ok(None)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_chain_spec_larger_than_the_handshake_frame_limit_is_served() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let spec_json = format!("{{\"pad\":\"{}\"}}", "x".repeat(200 * 1024));
+        let local = LocalInfo {
+            identity: Identity::generate(),
+            chain_id: "c".into(),
+            genesis: [1; 32],
+            spec_json: spec_json.clone(),
+        };
+        let metrics = Metrics::new().unwrap();
+        let (_stop_tx, stop) = watch::channel(false);
+        tokio::spawn(serve(listener, local, Arc::new(Nobody), metrics, stop));
+        assert_eq!(fetch_chain_spec(&addr).await.unwrap(), spec_json);
     }
 }
