@@ -381,7 +381,8 @@ fn corpus_dir() -> PathBuf {
 }
 
 /// Replays every checked-in input: no target may break; `seed-*` files must decode, and
-/// `crash-*` files (fixed regressions) must not break their target again.
+/// `hostile-*` files (hand-made abuse) and `crash-*` files (fixed regressions) must not
+/// break their target.
 #[test]
 fn corpus_replays_clean() {
     let mut replayed = 0;
