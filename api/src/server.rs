@@ -117,7 +117,8 @@ impl ApiServer {
         if let Ok(addr) = listener.local_addr() {
             tracing::info!(%addr, "api server listening");
         }
-        let mut builder = Builder::new(TokioExecutor::new());
+        // HTTP/1.1 only, as before: no unbounded HTTP/2 surface
+        let mut builder = Builder::new(TokioExecutor::new()).http1_only();
         builder
             .http1()
             .timer(TokioTimer::new())
