@@ -228,3 +228,74 @@ pub fn check_proof(
         node_id: NodeId::from_public_key(&key),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hello(protocol: u16, chain_id: &str, genesis: [u8; 32]) -> Hello {
+        Hello {
+            protocol,
+            public_key: [1; 32],
+            chain_id: chain_id.into(),
+            genesis,
+            nonce: [2; 32],
+        }
+    }
+
+    #[test]
+    fn hello_must_match_protocol_chain_and_genesis() {
+        assert!(check_hello(&hello(PROTOCOL_VERSION, "c", [3; 32]), "c", &[3; 32]).is_ok());
+        assert!(matches!(
+            check_hello(&hello(PROTOCOL_VERSION + 1, "c", [3; 32]), "c", &[3; 32]),
+            Err(HandshakeError::Protocol(v)) if v == PROTOCOL_VERSION + 1
+        ));
+        assert!(matches!(
+            check_hello(&hello(PROTOCOL_VERSION, "other", [3; 32]), "c", &[3; 32]),
+            Err(HandshakeError::WrongChain(id)) if id == "other"
+        ));
+        assert!(matches!(
+            check_hello(&hello(PROTOCOL_VERSION, "c", [4; 32]), "c", &[3; 32]),
+            Err(HandshakeError::WrongChain(_))
+        ));
+        // a huge foreign chain id is cut in the error
+        let long = "x".repeat(10_000);
+        match check_hello(&hello(PROTOCOL_VERSION, &long, [3; 32]), "c", &[3; 32]) {
+            Err(HandshakeError::WrongChain(id)) => assert_eq!(id.len(), 64),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn proof_verifies_only_the_signed_challenge() {
+        let peer = Identity::generate();
+        let me = Identity::generate();
+        let their_key = peer.public_key().to_bytes();
+        let my_key = me.public_key().to_bytes();
+        let challenge = Challenge {
+            nonce: &[9; 32],
+            my_key: &my_key,
+            chain_id: "c",
+            genesis: &[3; 32],
+        };
+        let payload = proof_payload(&[9; 32], &their_key, &my_key, "c", &[3; 32]);
+        let sig = peer.sign(&payload).to_bytes();
+        let info = check_proof(&challenge, &their_key, &sig).unwrap();
+        assert_eq!(&info.node_id, peer.node_id());
+        // another nonce, another key, a flipped bit, a key that is not a curve point
+        let other_nonce = Challenge {
+            nonce: &[8; 32],
+            ..challenge
+        };
+        assert!(matches!(
+            check_proof(&other_nonce, &their_key, &sig),
+            Err(HandshakeError::BadProof)
+        ));
+        let thief = Identity::generate().public_key().to_bytes();
+        assert!(check_proof(&challenge, &thief, &sig).is_err());
+        let mut flipped = sig;
+        flipped[0] ^= 1;
+        assert!(check_proof(&challenge, &their_key, &flipped).is_err());
+        assert!(check_proof(&challenge, &[0xff; 32], &sig).is_err());
+    }
+}
