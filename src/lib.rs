@@ -9,6 +9,7 @@ pub mod clock;
 pub mod command;
 pub mod config;
 pub mod devnet;
+pub mod fuzz;
 pub mod identity;
 pub mod membership;
 pub mod metrics;

@@ -11,6 +11,9 @@ pub const CLUSTER_REGIONAL: &str = "regional";
 /// Gossip cluster label value of the bridge cluster.
 pub const CLUSTER_BRIDGE: &str = "bridge";
 
+/// Reasons an authenticated data-plane peer is cut off (`qnet_peer_disconnects_total`).
+pub const PEER_DISCONNECT_REASONS: [&str; 3] = ["rate_limit", "bad_message", "banned"];
+
 /// All node metrics.
 #[derive(Clone)]
 pub struct Metrics {
@@ -36,6 +39,8 @@ pub struct Metrics {
     pub peer_store_records: IntGauge,
     /// Data-plane connections refused by the handshake.
     pub handshake_failures: IntCounter,
+    /// Authenticated data-plane peers cut off, by reason (`rate_limit`, `bad_message`, `banned`).
+    pub peer_disconnects: IntCounterVec,
     /// Health (live / known) per region.
     pub region_health: GaugeVec,
     /// Network health score (live / known over all regions).
@@ -112,6 +117,13 @@ impl Metrics {
         let handshake_failures = IntCounter::new(
             "qnet_handshake_failures_total",
             "Data-plane connections refused by the handshake",
+        )?;
+        let peer_disconnects = IntCounterVec::new(
+            Opts::new(
+                "qnet_peer_disconnects_total",
+                "Authenticated data-plane peers cut off by reason",
+            ),
+            &["reason"],
         )?;
         let region_health = GaugeVec::new(
             Opts::new(
@@ -208,6 +220,10 @@ impl Metrics {
         registry.register(Box::new(start_time.clone()))?;
         registry.register(Box::new(peer_store_records.clone()))?;
         registry.register(Box::new(handshake_failures.clone()))?;
+        registry.register(Box::new(peer_disconnects.clone()))?;
+        for reason in PEER_DISCONNECT_REASONS {
+            peer_disconnects.with_label_values(&[reason]);
+        }
         #[cfg(target_os = "linux")]
         registry.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
@@ -232,6 +248,7 @@ impl Metrics {
             start_time,
             peer_store_records,
             handshake_failures,
+            peer_disconnects,
             region_health,
             network_health,
             regions_missing,

@@ -30,6 +30,12 @@ pub struct ApiConfig {
     pub default_blocks_per_request: u32,
     /// Time allowed to answer one HTTP request (not a whole WebSocket session). Default 10 s.
     pub request_timeout: Duration,
+    /// Time a client has to send a request's headers; slow or silent connections (slowloris)
+    /// are closed after it. Default 10 s.
+    pub header_read_timeout: Duration,
+    /// Most open HTTP connections (WebSockets included); connections over it are closed at
+    /// once. Default 1,024.
+    pub max_connections: u32,
     /// Per client IP limit on transaction submission (`POST /v1/txs` and `tx_send` share it);
     /// `None` disables it. Default 20/s, burst 40.
     pub tx_rate_limit: Option<RateLimit>,
@@ -48,6 +54,8 @@ impl Default for ApiConfig {
             max_blocks_per_request: 100,
             default_blocks_per_request: 20,
             request_timeout: Duration::from_secs(10),
+            header_read_timeout: Duration::from_secs(10),
+            max_connections: 1_024,
             tx_rate_limit: Some(RateLimit {
                 per_second: 20,
                 burst: 40,

@@ -1,19 +1,25 @@
 //! Wiring: REST, JSON-RPC and `/metrics` on one listener, with limits and metrics layers.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use jsonrpsee::server::{stop_channel, Methods, ServerHandle};
 use prometheus::Registry;
 use thiserror::Error;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tower::ServiceExt;
 
 use crate::config::ApiConfig;
 use crate::metrics::{ApiMetrics, UNMATCHED_ROUTE};
@@ -43,6 +49,9 @@ pub enum ApiError {
 pub struct ApiServer {
     router: Router,
     stop: ServerHandle,
+    header_read_timeout: Duration,
+    max_connections: usize,
+    drain_timeout: Duration,
 }
 
 impl ApiServer {
@@ -87,10 +96,19 @@ impl ApiServer {
                 request_timeout,
             ))
             .layer(middleware::from_fn_with_state(metrics, track_http));
-        Ok(Self { router, stop })
+        Ok(Self {
+            router,
+            stop,
+            header_read_timeout: config.header_read_timeout,
+            max_connections: config.max_connections as usize,
+            drain_timeout: config.request_timeout,
+        })
     }
 
     /// Serves `listener` until `shutdown` resolves, then closes WebSockets and drains requests.
+    ///
+    /// Each connection gets the header read timeout (slowloris) and counts against the
+    /// connection limit until it closes.
     pub async fn serve(
         self,
         listener: TcpListener,
@@ -99,19 +117,60 @@ impl ApiServer {
         if let Ok(addr) = listener.local_addr() {
             tracing::info!(%addr, "api server listening");
         }
-        let stop = self.stop;
-        let shutdown = async move {
-            shutdown.await;
-            // stop() fails only when already stopped; nothing left to do then.
-            let _ = stop.stop();
-        };
-        axum::serve(
-            listener,
-            self.router
-                .into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await?;
+        // HTTP/1.1 only, as before: no unbounded HTTP/2 surface
+        let mut builder = Builder::new(TokioExecutor::new()).http1_only();
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(self.header_read_timeout);
+        let permits = Arc::new(Semaphore::new(self.max_connections));
+        let graceful = GracefulShutdown::new();
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            let accepted = tokio::select! {
+                a = listener.accept() => a,
+                () = &mut shutdown => break,
+            };
+            let (stream, peer) = match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // out of file descriptors and the like: back off instead of spinning
+                    tracing::warn!(error = %e, "api accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
+                tracing::debug!(%peer, "api connection limit reached");
+                continue;
+            };
+            let service = self
+                .router
+                .clone()
+                .map_request(move |mut req: Request<Incoming>| {
+                    req.extensions_mut().insert(ConnectInfo(peer));
+                    req
+                });
+            let conn = builder.serve_connection_with_upgrades(
+                TokioIo::new(stream),
+                TowerToHyperService::new(service),
+            );
+            let conn = graceful.watch(conn.into_owned());
+            tokio::spawn(async move {
+                let _permit = permit;
+                if let Err(e) = conn.await {
+                    tracing::trace!(error = %e, "api connection ended with an error");
+                }
+            });
+        }
+        // stop() fails only when already stopped; nothing left to do then.
+        let _ = self.stop.stop();
+        if tokio::time::timeout(self.drain_timeout, graceful.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::debug!("api connections still open after the drain timeout");
+        }
         Ok(())
     }
 }

@@ -904,3 +904,65 @@ async fn tx_send_over_websocket_shares_the_rate_limit() {
     assert_eq!(code, Some(-32002));
     h.shutdown().await;
 }
+
+/// Connections that never finish their headers (slowloris) are closed after the header read
+/// timeout, and connections over the limit are closed at once; the API keeps answering.
+#[tokio::test]
+async fn slow_and_surplus_connections_are_closed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let config = ApiConfig {
+        header_read_timeout: Duration::from_millis(500),
+        max_connections: 4,
+        ..ApiConfig::default()
+    };
+    let h = Harness::start(config).await;
+    let mut slow = Vec::new();
+    for _ in 0..3 {
+        let mut s = tokio::net::TcpStream::connect(h.addr).await.unwrap();
+        s.write_all(b"GET /health/live HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+            .await
+            .unwrap();
+        slow.push(s);
+    }
+    // a fourth holds the last slot; a fifth is over the limit and closed without an answer
+    let _fourth = tokio::net::TcpStream::connect(h.addr).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut fifth = tokio::net::TcpStream::connect(h.addr).await.unwrap();
+    let _ = fifth
+        .write_all(b"GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await;
+    let mut buf = [0u8; 64];
+    let n = tokio::time::timeout(Duration::from_secs(5), fifth.read(&mut buf))
+        .await
+        .expect("surplus connection closed")
+        .unwrap_or(0);
+    assert_eq!(n, 0, "surplus connection got an answer");
+    // the slow ones keep trickling but are cut at the header timeout
+    for s in &mut slow {
+        let _ = s.write_all(b"a").await;
+    }
+    for s in &mut slow {
+        let closed = tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                match s.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await;
+        assert!(closed.is_ok(), "slow connection still open");
+    }
+    drop(_fourth);
+    let served = async {
+        loop {
+            if let Ok(r) = h.http.get(h.url("/health/live")).send().await {
+                return r.status().as_u16();
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    let status = tokio::time::timeout(Duration::from_secs(5), served).await;
+    assert_eq!(status.ok(), Some(200));
+    h.shutdown().await;
+}

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::identity::{from_hex, to_hex};
+use crate::identity::{from_hex, to_hex, NodeId};
 use crate::region::Region;
 
 /// Signed member card (see `card`), in both clusters.
@@ -84,8 +84,11 @@ impl RegionSummary {
             return None;
         }
         let s: RegionSummary = serde_json::from_str(value).ok()?;
+        // bridge ids must be node ids: free-form strings could make the summary's own
+        // encoding exceed MAX_SUMMARY_BYTES, so a copied summary would no longer decode
         let sane = s.live <= s.known
             && s.bridges.len() <= MAX_SUMMARY_ADDRS
+            && s.bridges.iter().all(|b| NodeId::parse(b).is_some())
             && (s.bridge_addrs.is_empty() || s.bridge_addrs.len() == s.bridges.len())
             && s.seeds.len() <= MAX_SUMMARY_ADDRS
             && s.bridge_seeds.len() <= MAX_SUMMARY_ADDRS;
@@ -131,5 +134,11 @@ mod tests {
             None
         );
         assert_eq!(RegionSummary::decode("{\"region\":\"EU\"}"), None);
+        let mut bad = s.clone();
+        bad.bridges = vec!["not a node id".into()];
+        assert_eq!(RegionSummary::decode(&bad.encode()), None);
+        let mut bad = s.clone();
+        bad.bridges = vec!["00112233AABBCCDD".into()];
+        assert_eq!(RegionSummary::decode(&bad.encode()), None, "upper-case hex");
     }
 }

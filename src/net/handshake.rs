@@ -12,6 +12,10 @@ use tokio_util::codec::{Framed, LengthDelimitedCodec};
 use super::message::{Hello, Message, MAX_FRAME_BYTES, PROTOCOL_VERSION};
 use crate::identity::{verify, Identity, NodeId};
 
+/// Largest frame accepted before the peer is authenticated: a `Hello` or a `Proof` is small,
+/// so an unauthenticated peer cannot make the node buffer [`MAX_FRAME_BYTES`] frames.
+pub const HANDSHAKE_MAX_FRAME_BYTES: usize = 64 * 1024;
+
 /// How long a handshake may take.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -66,12 +70,16 @@ pub enum HandshakeError {
     SpecRequested,
 }
 
+/// The frame codec: a 4-byte big-endian length, then the frame, at most [`MAX_FRAME_BYTES`].
+pub fn codec() -> LengthDelimitedCodec {
+    LengthDelimitedCodec::builder()
+        .max_frame_length(MAX_FRAME_BYTES)
+        .new_codec()
+}
+
 /// Wraps a stream in the frame codec with the size limit.
 pub fn framed(stream: TcpStream) -> Conn {
-    let codec = LengthDelimitedCodec::builder()
-        .max_frame_length(MAX_FRAME_BYTES)
-        .new_codec();
-    Framed::new(stream, codec)
+    Framed::new(stream, codec())
 }
 
 /// The bytes a node signs to answer a challenge.
@@ -111,9 +119,13 @@ pub async fn recv(conn: &mut Conn) -> Result<Option<Message>, std::io::Error> {
 
 /// Runs the handshake on a fresh connection (same steps on both sides).
 pub async fn handshake(conn: &mut Conn, local: &LocalInfo) -> Result<PeerInfo, HandshakeError> {
-    tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake_inner(conn, local))
+    conn.codec_mut()
+        .set_max_frame_length(HANDSHAKE_MAX_FRAME_BYTES);
+    let peer = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake_inner(conn, local))
         .await
-        .map_err(|_| HandshakeError::Timeout)?
+        .map_err(|_| HandshakeError::Timeout)??;
+    conn.codec_mut().set_max_frame_length(MAX_FRAME_BYTES);
+    Ok(peer)
 }
 
 async fn handshake_inner(conn: &mut Conn, local: &LocalInfo) -> Result<PeerInfo, HandshakeError> {
@@ -136,14 +148,7 @@ async fn handshake_inner(conn: &mut Conn, local: &LocalInfo) -> Result<PeerInfo,
         Some(Message::GetChainSpec) => return Err(HandshakeError::SpecRequested),
         _ => return Err(HandshakeError::Unexpected),
     };
-    if theirs.protocol != PROTOCOL_VERSION {
-        return Err(HandshakeError::Protocol(theirs.protocol));
-    }
-    if theirs.chain_id != local.chain_id || theirs.genesis != local.genesis {
-        return Err(HandshakeError::WrongChain(
-            theirs.chain_id.chars().take(64).collect(),
-        ));
-    }
+    check_hello(&theirs, &local.chain_id, &local.genesis)?;
     let payload = proof_payload(
         &theirs.nonce,
         &my_key,
@@ -159,19 +164,138 @@ async fn handshake_inner(conn: &mut Conn, local: &LocalInfo) -> Result<PeerInfo,
     let Some(Message::Proof(sig)) = recv(conn).await? else {
         return Err(HandshakeError::Unexpected);
     };
-    let key = VerifyingKey::from_bytes(&theirs.public_key).map_err(|_| HandshakeError::BadProof)?;
-    let expected = proof_payload(
-        &nonce,
+    check_proof(
+        &Challenge {
+            nonce: &nonce,
+            my_key: &my_key,
+            chain_id: &local.chain_id,
+            genesis: &local.genesis,
+        },
         &theirs.public_key,
-        &my_key,
-        &local.chain_id,
-        &local.genesis,
+        &sig,
+    )
+}
+
+/// Checks the peer's [`Hello`] against our chain: protocol version, chain id and genesis.
+pub fn check_hello(
+    theirs: &Hello,
+    chain_id: &str,
+    genesis: &[u8; 32],
+) -> Result<(), HandshakeError> {
+    if theirs.protocol != PROTOCOL_VERSION {
+        return Err(HandshakeError::Protocol(theirs.protocol));
+    }
+    if theirs.chain_id != chain_id || &theirs.genesis != genesis {
+        return Err(HandshakeError::WrongChain(
+            theirs.chain_id.chars().take(64).collect(),
+        ));
+    }
+    Ok(())
+}
+
+/// What our side of a handshake asked the peer to sign.
+#[derive(Debug, Clone, Copy)]
+pub struct Challenge<'a> {
+    /// Our random challenge.
+    pub nonce: &'a [u8; 32],
+    /// Our public key.
+    pub my_key: &'a [u8; 32],
+    /// Our chain id.
+    pub chain_id: &'a str,
+    /// Our genesis hash.
+    pub genesis: &'a [u8; 32],
+}
+
+/// Checks the peer's proof that it holds `their_key`; the authenticated peer on success.
+pub fn check_proof(
+    challenge: &Challenge<'_>,
+    their_key: &[u8; 32],
+    sig: &[u8; 64],
+) -> Result<PeerInfo, HandshakeError> {
+    let key = VerifyingKey::from_bytes(their_key).map_err(|_| HandshakeError::BadProof)?;
+    let expected = proof_payload(
+        challenge.nonce,
+        their_key,
+        challenge.my_key,
+        challenge.chain_id,
+        challenge.genesis,
     );
-    if !verify(&key, &expected, &Signature::from_bytes(&sig)) {
+    if !verify(&key, &expected, &Signature::from_bytes(sig)) {
         return Err(HandshakeError::BadProof);
     }
     Ok(PeerInfo {
-        public_key: theirs.public_key,
+        public_key: *their_key,
         node_id: NodeId::from_public_key(&key),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hello(protocol: u16, chain_id: &str, genesis: [u8; 32]) -> Hello {
+        Hello {
+            protocol,
+            public_key: [1; 32],
+            chain_id: chain_id.into(),
+            genesis,
+            nonce: [2; 32],
+        }
+    }
+
+    #[test]
+    fn hello_must_match_protocol_chain_and_genesis() {
+        assert!(check_hello(&hello(PROTOCOL_VERSION, "c", [3; 32]), "c", &[3; 32]).is_ok());
+        assert!(matches!(
+            check_hello(&hello(PROTOCOL_VERSION + 1, "c", [3; 32]), "c", &[3; 32]),
+            Err(HandshakeError::Protocol(v)) if v == PROTOCOL_VERSION + 1
+        ));
+        assert!(matches!(
+            check_hello(&hello(PROTOCOL_VERSION, "other", [3; 32]), "c", &[3; 32]),
+            Err(HandshakeError::WrongChain(id)) if id == "other"
+        ));
+        assert!(matches!(
+            check_hello(&hello(PROTOCOL_VERSION, "c", [4; 32]), "c", &[3; 32]),
+            Err(HandshakeError::WrongChain(_))
+        ));
+        // a huge foreign chain id is cut in the error
+        let long = "x".repeat(10_000);
+        match check_hello(&hello(PROTOCOL_VERSION, &long, [3; 32]), "c", &[3; 32]) {
+            Err(HandshakeError::WrongChain(id)) => assert_eq!(id.len(), 64),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn proof_verifies_only_the_signed_challenge() {
+        let peer = Identity::generate();
+        let me = Identity::generate();
+        let their_key = peer.public_key().to_bytes();
+        let my_key = me.public_key().to_bytes();
+        let challenge = Challenge {
+            nonce: &[9; 32],
+            my_key: &my_key,
+            chain_id: "c",
+            genesis: &[3; 32],
+        };
+        let payload = proof_payload(&[9; 32], &their_key, &my_key, "c", &[3; 32]);
+        let sig = peer.sign(&payload).to_bytes();
+        let info = check_proof(&challenge, &their_key, &sig).unwrap();
+        assert_eq!(&info.node_id, peer.node_id());
+        // another nonce, another key, a flipped bit, a key that is not a curve point
+        let other_nonce = Challenge {
+            nonce: &[8; 32],
+            ..challenge
+        };
+        assert!(matches!(
+            check_proof(&other_nonce, &their_key, &sig),
+            Err(HandshakeError::BadProof)
+        ));
+        let thief = Identity::generate().public_key().to_bytes();
+        assert!(check_proof(&challenge, &thief, &sig).is_err());
+        let mut flipped = sig;
+        flipped[0] ^= 1;
+        assert!(check_proof(&challenge, &their_key, &flipped).is_err());
+        assert!(check_proof(&challenge, &[0xff; 32], &sig).is_err());
+    }
 }

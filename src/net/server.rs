@@ -9,7 +9,7 @@ use tokio::sync::{watch, Semaphore};
 use tracing::debug;
 
 use super::handshake::{framed, handshake, recv, send, Conn, HandshakeError, LocalInfo, PeerInfo};
-use super::message::{Message, Seeds};
+use super::message::{Message, Seeds, MAX_FRAME_BYTES};
 use super::rate::TokenBucket;
 use crate::metrics::Metrics;
 
@@ -68,10 +68,20 @@ pub async fn serve(
             match handshake(&mut conn, &local).await {
                 Ok(info) if responder.admit(&info) => {
                     debug!(%peer, node_id = %info.node_id, "data-plane peer connected");
-                    serve_conn(conn, info, responder).await;
+                    if let Some(reason) = serve_conn(conn, &info, responder).await {
+                        metrics.peer_disconnects.with_label_values(&[reason]).inc();
+                    }
                 }
-                Ok(info) => debug!(%peer, node_id = %info.node_id, "banned peer refused"),
+                Ok(info) => {
+                    metrics
+                        .peer_disconnects
+                        .with_label_values(&["banned"])
+                        .inc();
+                    debug!(%peer, node_id = %info.node_id, "banned peer refused");
+                }
                 Err(HandshakeError::SpecRequested) => {
+                    // the handshake's small frame limit also bounds what we send
+                    conn.codec_mut().set_max_frame_length(MAX_FRAME_BYTES);
                     let _ = send(&mut conn, &Message::ChainSpec(local.spec_json.clone())).await;
                 }
                 Err(e) => {
@@ -83,18 +93,26 @@ pub async fn serve(
     }
 }
 
-async fn serve_conn(mut conn: Conn, peer: PeerInfo, responder: Arc<dyn Responder>) {
+/// Serves an authenticated peer until it leaves; the reason when it was cut off.
+async fn serve_conn(
+    mut conn: Conn,
+    peer: &PeerInfo,
+    responder: Arc<dyn Responder>,
+) -> Option<&'static str> {
     let started = std::time::Instant::now();
     let elapsed_ms = || u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     let mut bucket = TokenBucket::new(PEER_MSGS_PER_S, PEER_MSGS_BURST, 0);
     loop {
         let msg = match tokio::time::timeout(IDLE_TIMEOUT, recv(&mut conn)).await {
             Ok(Ok(Some(msg))) => msg,
-            _ => return,
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::InvalidData => {
+                return Some("bad_message")
+            }
+            _ => return None,
         };
         if !bucket.take(elapsed_ms()) {
             debug!(node_id = %peer.node_id, "peer exceeded its message rate; disconnecting");
-            return;
+            return Some("rate_limit");
         }
         let reply = match msg {
             Message::GetSeeds { region } => Some(match responder.seeds(&region) {
@@ -102,11 +120,11 @@ async fn serve_conn(mut conn: Conn, peer: PeerInfo, responder: Arc<dyn Responder
                 Err(reason) => Message::Error { reason },
             }),
             msg @ (Message::Block(_) | Message::Tx(_) | Message::GetBlocks { .. }) => {
-                match responder.chain_message(&peer, msg) {
+                match responder.chain_message(peer, msg) {
                     Ok(reply) => reply,
                     Err(reason) => {
                         debug!(node_id = %peer.node_id, %reason, "peer misbehaved; disconnecting");
-                        return;
+                        return Some("bad_message");
                     }
                 }
             }
@@ -116,7 +134,7 @@ async fn serve_conn(mut conn: Conn, peer: PeerInfo, responder: Arc<dyn Responder
         };
         if let Some(reply) = reply {
             if send(&mut conn, &reply).await.is_err() {
-                return;
+                return None;
             }
         }
     }
@@ -272,5 +290,48 @@ pub async fn fetch_blocks(conn: &mut Conn, from: u64, limit: u32) -> Result<Vec<
             Ok(Err(e)) => return Err(format!("receive: {e}")),
             Err(_) => return Err("timed out".into()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::Identity;
+
+    struct Nobody;
+
+    impl Responder for Nobody {
+        fn seeds(&self, _region: &str) -> Result<Seeds, String> {
+            Err("not joined".into())
+        }
+
+        fn admit(&self, _peer: &PeerInfo) -> bool {
+            true
+        }
+
+        fn chain_message(
+            &self,
+            _peer: &PeerInfo,
+            _msg: Message,
+        ) -> Result<Option<Message>, String> {
+            Ok(None)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_chain_spec_larger_than_the_handshake_frame_limit_is_served() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let spec_json = format!("{{\"pad\":\"{}\"}}", "x".repeat(200 * 1024));
+        let local = LocalInfo {
+            identity: Identity::generate(),
+            chain_id: "c".into(),
+            genesis: [1; 32],
+            spec_json: spec_json.clone(),
+        };
+        let metrics = Metrics::new().unwrap();
+        let (_stop_tx, stop) = watch::channel(false);
+        tokio::spawn(serve(listener, local, Arc::new(Nobody), metrics, stop));
+        assert_eq!(fetch_chain_spec(&addr).await.unwrap(), spec_json);
     }
 }

@@ -3,6 +3,7 @@
 
 mod chain;
 mod common;
+mod hostile;
 mod membership;
 mod metrics;
 mod rpc;
