@@ -219,6 +219,9 @@ pub struct NodeArgs {
     /// How long a dead member stays in gossip state before it is forgotten.
     #[arg(long, env = "QNET_DEAD_NODE_GRACE_PERIOD", value_parser = parse_duration)]
     pub dead_node_grace_period: Option<Duration>,
+    /// API limits.
+    #[command(flatten)]
+    pub api: super::api::ApiArgs,
 }
 
 /// Parses a human duration such as `120s`, `5m` or `500ms`; zero is rejected.

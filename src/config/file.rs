@@ -51,6 +51,26 @@ pub struct FileConfig {
     pub strategy_settle_time: Option<String>,
     /// See `--dead-node-grace-period`.
     pub dead_node_grace_period: Option<String>,
+    /// See `--api-max-body-bytes`.
+    pub api_max_body_bytes: Option<u32>,
+    /// See `--api-max-response-bytes`.
+    pub api_max_response_bytes: Option<u32>,
+    /// See `--api-max-batch`.
+    pub api_max_batch: Option<u32>,
+    /// See `--api-max-connections`.
+    pub api_max_connections: Option<u32>,
+    /// See `--api-max-ws-connections`.
+    pub api_max_ws_connections: Option<u32>,
+    /// See `--api-max-subscriptions`.
+    pub api_max_subscriptions: Option<u32>,
+    /// See `--api-request-timeout`.
+    pub api_request_timeout: Option<String>,
+    /// See `--api-header-read-timeout`.
+    pub api_header_read_timeout: Option<String>,
+    /// See `--api-tx-rate`.
+    pub api_tx_rate: Option<u32>,
+    /// See `--api-tx-burst`.
+    pub api_tx_burst: Option<u32>,
 }
 
 impl FileConfig {

@@ -1,6 +1,7 @@
 //! Node configuration: flags, then `QNET_*` environment variables, then the TOML file,
 //! then defaults. [`NodeConfig::resolve`] is the one place that merges and validates them.
 
+pub mod api;
 pub mod cli;
 pub mod file;
 
@@ -128,6 +129,8 @@ pub struct NodeConfig {
     pub membership: MembershipConfig,
     /// Monitors.
     pub monitor: MonitorConfig,
+    /// Limits of the API server.
+    pub api: qnet_api::ApiConfig,
 }
 
 impl NodeConfig {
@@ -142,6 +145,7 @@ impl NodeConfig {
 
     /// Merges already-read flags and file settings; flags win.
     pub fn merge(args: NodeArgs, file: FileConfig) -> Result<Self, ConfigError> {
+        let api = api::resolve(&args.api, &file)?;
         let region_text = args.region.or(file.region).ok_or_else(|| {
             invalid(
                 "--region",
@@ -259,6 +263,7 @@ impl NodeConfig {
                 .unwrap_or(LogFormat::Text),
             membership,
             monitor,
+            api,
         })
     }
 }

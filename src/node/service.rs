@@ -8,7 +8,7 @@ use qnet_api::dto::{
     LinkKind as LinkKindDto, PeerDto, PeersDto, RegionDto, RegionsDto, StatusDto, TopologyDto,
     TxDto, TxStatus,
 };
-use qnet_api::{ApiConfig, NodeService, ServiceError};
+use qnet_api::{NodeService, ServiceError};
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
@@ -37,8 +37,9 @@ pub fn spawn_api(
     mut stop: watch::Receiver<bool>,
 ) -> Result<JoinHandle<()>, NodeError> {
     let registry = shared.metrics.registry.clone();
+    let limits = shared.config.api.clone();
     let service: Arc<dyn NodeService> = Arc::new(Service { shared });
-    let server = qnet_api::ApiServer::new(service, ApiConfig::default(), &registry)
+    let server = qnet_api::ApiServer::new(service, limits, &registry)
         .map_err(|e| NodeError::Api(e.to_string()))?;
     Ok(tokio::spawn(async move {
         let shutdown = async move {

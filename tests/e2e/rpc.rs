@@ -189,3 +189,40 @@ async fn websocket_heads_arrive_in_order_and_backfill_after_reconnect() {
         n.kill();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_limit_flags_take_effect() {
+    let root = test_dir("rpc_limit_flags");
+    let mut spec = NodeSpec::new(&root, "a", "eu", "super");
+    spec.extra = vec![
+        "--api-max-batch".into(),
+        "2".into(),
+        "--api-tx-rate".into(),
+        "1".into(),
+        "--api-tx-burst".into(),
+        "1".into(),
+    ];
+    let node = NodeProcess::start(spec);
+    wait_for("ready", Duration::from_secs(20), || async {
+        ready(&node).await.then_some(())
+    })
+    .await;
+    let call =
+        |id: u64| json!({"jsonrpc": "2.0", "id": id, "method": "chain_getHead", "params": []});
+    let client = reqwest::Client::new();
+    let post = |body: Value| {
+        let req = client.post(node.url("/")).json(&body);
+        async move { req.send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let two = post(json!([call(1), call(2)])).await;
+    assert_eq!(two.as_array().map(Vec::len), Some(2), "{two}");
+    let three = post(json!([call(1), call(2), call(3)])).await;
+    assert_eq!(three["error"]["code"], -32010, "{three}");
+    // Burst 1: the second submission in a row is rate limited (the bytes need not be valid).
+    let send = json!({"jsonrpc": "2.0", "id": 9, "method": "tx_send", "params": ["00"]});
+    let first = post(send.clone()).await;
+    assert_ne!(first["error"]["code"], -32002, "{first}");
+    let second = post(send).await;
+    assert_eq!(second["error"]["code"], -32002, "{second}");
+    node.kill();
+}
