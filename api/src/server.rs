@@ -205,8 +205,27 @@ async fn track_http(State(metrics): State<ApiMetrics>, request: Request, next: N
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| UNMATCHED_ROUTE.to_string());
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    let client = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
+        .unwrap_or_default();
     let started = Instant::now();
     let response = next.run(request).await;
-    metrics.observe_http(&route, response.status().as_u16(), started.elapsed());
+    let elapsed = started.elapsed();
+    let status = response.status().as_u16();
+    metrics.observe_http(&route, status, elapsed);
+    // Access log: one debug line per request (`RUST_LOG=qnet_api=debug`).
+    tracing::debug!(
+        target: "qnet_api::access",
+        %client,
+        %method,
+        %path,
+        status,
+        ms = elapsed.as_secs_f64() * 1e3,
+        "http request"
+    );
     response
 }

@@ -91,9 +91,15 @@ where
             let method = shared.label(request.method_name()).to_string();
             let response = inner.call(request).await;
             let outcome = rpc_outcome(response.as_error_code());
-            shared
-                .metrics
-                .observe_rpc(&method, outcome, started.elapsed());
+            let elapsed = started.elapsed();
+            shared.metrics.observe_rpc(&method, outcome, elapsed);
+            tracing::debug!(
+                target: "qnet_api::access",
+                %method,
+                outcome,
+                ms = elapsed.as_secs_f64() * 1e3,
+                "json-rpc call"
+            );
             response
         }
     }
