@@ -16,4 +16,5 @@ pub mod monitor;
 pub mod net;
 pub mod node;
 pub mod region;
+pub mod sim;
 pub mod topology;
