@@ -20,7 +20,7 @@ use super::watch::NodeWatch;
 use crate::clock::{SharedClock, TokioClock};
 use crate::config::MembershipConfig;
 use crate::identity::NodeId;
-use crate::membership::MembershipError;
+use crate::membership::{Head, MembershipError};
 use crate::metrics::{CLUSTER_BRIDGE, CLUSTER_REGIONAL};
 use crate::monitor::{EventKind, FailoverPolicy};
 use crate::region::Region;
@@ -142,6 +142,8 @@ struct Ctx {
     phases: Vec<(f64, String)>,
     next_traffic_ms: u64,
     t0: u64,
+    /// Announce a new chain head on every node every second (a 1 s microblock chain).
+    heads: bool,
 }
 
 impl Ctx {
@@ -186,6 +188,9 @@ impl Ctx {
         }
         if now >= self.next_traffic_ms {
             self.next_traffic_ms = now + 1000;
+            if self.heads {
+                self.announce_heads(now).await;
+            }
             let (mut regional, mut bridge) = (0, 0);
             for n in &self.fleet.nodes {
                 let [r, b] = n.sent();
@@ -193,6 +198,16 @@ impl Ctx {
                 bridge += b.0;
             }
             self.traffic.push((self.secs(now), regional, bridge));
+        }
+    }
+
+    /// Every live node announces head `height = seconds since start` (hash derived from it),
+    /// as it would after importing each block of a 1 s slot chain.
+    async fn announce_heads(&self, now: u64) {
+        let height = now.saturating_sub(self.t0) / 1000;
+        let hash = *blake3::hash(&height.to_le_bytes()).as_bytes();
+        for n in self.fleet.nodes.iter().filter(|n| !n.crashed) {
+            n.membership.set_head(Head { height, hash }).await;
         }
     }
 
@@ -291,6 +306,7 @@ pub async fn run(cfg: SimConfig) -> Result<Outcome, SimError> {
         phases: Vec::new(),
         next_traffic_ms: t0,
         t0,
+        heads: false,
     };
     cold_start(&mut ctx).await?;
     steady_state(&mut ctx).await?;
@@ -357,7 +373,30 @@ async fn steady_state(ctx: &mut Ctx) -> Result<(), SimError> {
     // let the strategy settle and bridges finish joining before measuring
     ctx.run_for(ctx.cfg.membership.strategy_settle_time + Duration::from_secs(5))
         .await;
-    ctx.phase("steady state");
+    ctx.phase("steady state, idle chain");
+    let idle = steady_window(ctx, "idle chain").await;
+    ctx.heads = true;
+    ctx.run_for(Duration::from_secs(5)).await;
+    ctx.phase("steady state, head announced every 1 s slot");
+    let heads = steady_window(ctx, "head every 1 s").await;
+    ctx.heads = false;
+    let mut table = idle;
+    table.title = format!(
+        "steady state: gossip sent per node per second over {:.0} s, idle chain vs a head announced by every node every 1 s slot",
+        ctx.cfg.steady.as_secs_f64()
+    );
+    table.rows.extend(heads.rows);
+    let bridges = ctx.fleet.bridges().len();
+    let expected = ctx.fleet.expected_bridges;
+    ctx.check(
+        "steady state: bridges elected",
+        bridges == expected,
+        format!("{bridges} bridges, expected {expected}"),
+    );
+    ctx.emit(table, "steady_state")
+}
+
+async fn steady_window(ctx: &mut Ctx, label: &str) -> Table {
     let before: Vec<[(u64, u64); 2]> = ctx.fleet.nodes.iter().map(|n| n.sent()).collect();
     let net_before = ctx.fleet.net.traffic();
     let window = ctx.cfg.steady;
@@ -366,7 +405,7 @@ async fn steady_state(ctx: &mut Ctx) -> Result<(), SimError> {
     let secs = window.as_secs_f64();
     let bridges: HashSet<usize> = ctx.fleet.bridges().into_iter().collect();
     let mut table = Table::new(
-        &format!("steady state: gossip sent per node per second over {secs:.0} s"),
+        "steady state",
         &[
             "class",
             "nodes",
@@ -379,7 +418,7 @@ async fn steady_state(ctx: &mut Ctx) -> Result<(), SimError> {
             "msgs/s_mean",
         ],
     );
-    for (label, is_bridge) in [("non-bridge", false), ("bridge", true)] {
+    for (class, is_bridge) in [("non-bridge", false), ("bridge", true)] {
         let rows: Vec<[f64; 3]> = ctx
             .fleet
             .nodes
@@ -401,7 +440,7 @@ async fn steady_state(ctx: &mut Ctx) -> Result<(), SimError> {
         let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
         let max = |v: &[f64]| v.iter().copied().fold(0.0, f64::max);
         table.row(vec![
-            label.into(),
+            format!("{class}, {label}"),
             rows.len().to_string(),
             format!("{:.0}", mean(&col(0))),
             format!("{:.0}", max(&col(0))),
@@ -415,7 +454,7 @@ async fn steady_state(ctx: &mut Ctx) -> Result<(), SimError> {
     let total = net.total_bytes();
     let cross = net.cross_region_bytes();
     table.row(vec![
-        "network".into(),
+        format!("network, {label}"),
         ctx.fleet.nodes.len().to_string(),
         format!("cross-region share {:.2}%", cross as f64 / total.max(1) as f64 * 100.0),
         format!("largest datagram {} B", net.largest),
@@ -425,13 +464,7 @@ async fn steady_state(ctx: &mut Ctx) -> Result<(), SimError> {
         String::new(),
         String::new(),
     ]);
-    let expected = ctx.fleet.expected_bridges;
-    ctx.check(
-        "steady state: bridges elected",
-        bridges.len() == expected,
-        format!("{} bridges, expected {expected}", bridges.len()),
-    );
-    ctx.emit(table, "steady_state")
+    table
 }
 
 fn link_graph(ctx: &Ctx, strategy: Strategy) -> LinkGraph {
