@@ -1,4 +1,4 @@
-//! The binary's commands: run a node, `keygen`, `devnet`. Errors become one line on stderr
+//! The binary's commands: run a node, `keygen`, `devnet`, `chain-spec`, `wallet`. Errors become one line on stderr
 //! and a non-zero exit code.
 
 use std::process::ExitCode;
@@ -37,6 +37,13 @@ pub fn main() -> ExitCode {
     };
     match cli.command {
         Some(Command::Keygen(args)) => report(keygen(&args)),
+        Some(Command::ChainSpec(args)) => report(crate::wallet::chain_spec(
+            &args,
+            crate::clock::Clock::now_ms(&SystemClock),
+        )),
+        Some(Command::Wallet(args)) => {
+            report(runtime().and_then(|rt| rt.block_on(crate::wallet::run(args.command))))
+        }
         Some(Command::Devnet(args)) => {
             init_logging(LogFormat::Text);
             report(runtime().and_then(|rt| rt.block_on(crate::devnet::run(args))))

@@ -1,8 +1,11 @@
 //! `qnet-node devnet`: a local multi-region network of child `qnet-node` processes on
 //! 127.0.0.1, each with its own data dir and log file, stopped cleanly on Ctrl-C.
+//! A node that exits (or is killed in a drill) is reported; the others keep running.
+//! With `--prometheus FILE` it also writes a Prometheus config that scrapes every node.
 
+use std::fmt::Write as _;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -11,10 +14,20 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
 
+use crate::chain::spec::ChainSpec;
+use crate::chain::tx::Address;
 use crate::config::DevnetArgs;
+use crate::identity::{to_hex, Identity, KEY_FILE};
 
 /// Region names used by the devnet, in order.
 pub const DEVNET_REGIONS: [&str; 6] = ["eu", "na", "asia", "sa", "africa", "oceania"];
+
+/// The alert rules shipped with the binary (`dashboards/alerts.yml`).
+pub const ALERT_RULES: &str = include_str!("../dashboards/alerts.yml");
+/// File name of the alert rules written next to the Prometheus config.
+pub const ALERT_RULES_FILE: &str = "qnet-alerts.yml";
+/// Prometheus job name of the devnet's nodes (the alert rules refer to it).
+pub const PROMETHEUS_JOB: &str = "qnet";
 
 /// One planned devnet node.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,10 +76,140 @@ pub fn plan(args: &DevnetArgs) -> anyhow::Result<Vec<DevnetNode>> {
         .collect())
 }
 
+/// File under the devnet dir holding the chain spec shared by every node.
+pub const CHAIN_FILE: &str = "chain.json";
+/// File under the devnet dir holding the key of the funded account.
+pub const FAUCET_KEY_FILE: &str = "faucet.key";
+/// Balance of the funded account.
+pub const FAUCET_BALANCE: u64 = 1_000_000_000_000;
+
+/// Creates each node's key and the faucet key, and the chain spec with every node as a
+/// producer; an existing spec with the same producers is kept so restarts continue the chain.
+pub fn prepare_chain(
+    nodes: &[DevnetNode],
+    dir: &Path,
+    now_ms: u64,
+) -> anyhow::Result<(PathBuf, Address)> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut producers = Vec::new();
+    for node in nodes {
+        std::fs::create_dir_all(&node.data_dir)
+            .with_context(|| format!("cannot create {}", node.data_dir.display()))?;
+        let identity = Identity::load_or_create(&node.data_dir.join(KEY_FILE))?;
+        producers.push(to_hex(identity.public_key().as_bytes()));
+    }
+    let faucet = Identity::load_or_create(&dir.join(FAUCET_KEY_FILE))?;
+    let faucet_address = Address::from_public_key(faucet.public_key().as_bytes());
+    let path = dir.join(CHAIN_FILE);
+    if let Ok(existing) = ChainSpec::load(&path) {
+        if existing.producers == producers {
+            return Ok((path, faucet_address));
+        }
+    }
+    let spec = ChainSpec {
+        chain_id: "qnet-devnet".into(),
+        genesis_time_ms: now_ms - now_ms % 1_000,
+        slot_ms: crate::chain::spec::DEFAULT_SLOT_MS,
+        producers,
+        balances: vec![(faucet_address.to_string(), FAUCET_BALANCE)],
+    };
+    spec.validate()?;
+    std::fs::write(&path, spec.to_json())
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok((path, faucet_address))
+}
+
+/// Scrape interval for a devnet: twice per monitor interval, between 1 s and 5 s.
+pub fn scrape_interval(monitor_interval: Duration) -> Duration {
+    (monitor_interval / 2).clamp(Duration::from_secs(1), Duration::from_secs(5))
+}
+
+/// A Prometheus config that scrapes every node's `/metrics` with `region`, `instance`
+/// (`node-<i>`) and `node_type` labels and loads the alert rules from `rules_file`.
+pub fn prometheus_config(nodes: &[DevnetNode], rules_file: &str, every: Duration) -> String {
+    let every = format!("{}s", every.as_secs().max(1));
+    let mut out = String::from(
+        "# Prometheus config for a qnet devnet, written by `qnet-node devnet --prometheus`.\n",
+    );
+    for line in [
+        "global:".to_string(),
+        format!("  scrape_interval: {every}"),
+        format!("  scrape_timeout: {every}"),
+        format!("  evaluation_interval: {every}"),
+        "rule_files:".to_string(),
+        format!("  - {rules_file}"),
+        "scrape_configs:".to_string(),
+        format!("  - job_name: {PROMETHEUS_JOB}"),
+        "    metrics_path: /metrics".to_string(),
+        "    # a metric's own `region` label (the observed region of qnet_region_health and"
+            .to_string(),
+        "    # qnet_members) wins; every other series gets the scraped node's region".to_string(),
+        "    honor_labels: true".to_string(),
+        "    static_configs:".to_string(),
+    ] {
+        out.push_str(&line);
+        out.push('\n');
+    }
+    for n in nodes {
+        // Writing into a String cannot fail.
+        let _ = writeln!(
+            out,
+            "      - targets: [\"{}\"]\n        labels: {{ region: {}, instance: node-{}, node_type: {} }}",
+            n.api_addr, n.region, n.index, n.node_type
+        );
+    }
+    out
+}
+
+/// The two commands that start Prometheus on `config` and Grafana with the dashboards.
+pub fn monitoring_commands(config: &Path) -> [String; 2] {
+    let data = config
+        .parent()
+        .unwrap_or_else(|| Path::new(""))
+        .join("prometheus-data");
+    [
+        format!(
+            "prometheus --config.file={} --storage.tsdb.path={} --web.listen-address=127.0.0.1:9090",
+            config.display(),
+            data.display()
+        ),
+        "docker run --rm --network host \
+         -v \"$PWD/dashboards:/var/lib/grafana/dashboards/qnet:ro\" \
+         -v \"$PWD/dashboards/provisioning:/etc/grafana/provisioning:ro\" grafana/grafana"
+            .to_string(),
+    ]
+}
+
+fn write_prometheus(path: &Path, nodes: &[DevnetNode], args: &DevnetArgs) -> anyhow::Result<()> {
+    let dir = path.parent().unwrap_or_else(|| Path::new(""));
+    if !dir.as_os_str().is_empty() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let rules = dir.join(ALERT_RULES_FILE);
+    std::fs::write(&rules, ALERT_RULES)
+        .with_context(|| format!("cannot write {}", rules.display()))?;
+    let every = scrape_interval(args.monitor_interval);
+    std::fs::write(path, prometheus_config(nodes, ALERT_RULES_FILE, every))
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    println!(
+        "prometheus: {} scrapes {} nodes every {}s, alert rules in {}; start monitoring with:",
+        path.display(),
+        nodes.len(),
+        every.as_secs(),
+        rules.display()
+    );
+    let [prometheus, grafana] = monitoring_commands(path);
+    println!("  {prometheus}");
+    println!("  {grafana}");
+    println!("  (Grafana from the repository root, then open http://127.0.0.1:3000)");
+    Ok(())
+}
+
 fn spawn(
     node: &DevnetNode,
     bootstrap: Option<SocketAddr>,
     args: &DevnetArgs,
+    chain: &Path,
 ) -> anyhow::Result<Child> {
     std::fs::create_dir_all(&node.data_dir)
         .with_context(|| format!("cannot create {}", node.data_dir.display()))?;
@@ -92,6 +235,8 @@ fn spawn(
         .arg(&interval)
         .arg("--strategy-settle-time")
         .arg("3s")
+        .arg("--chain")
+        .arg(chain)
         .arg("--enable-microblocks");
     if let Some(b) = bootstrap {
         cmd.arg("--bootstrap-peers").arg(b.to_string());
@@ -142,11 +287,16 @@ fn terminate(child: &Child) {
 /// Runs the devnet until Ctrl-C or SIGTERM.
 pub async fn run(args: DevnetArgs) -> anyhow::Result<()> {
     let nodes = plan(&args)?;
+    let now_ms = crate::clock::Clock::now_ms(&crate::clock::SystemClock);
+    let (chain, faucet) = prepare_chain(&nodes, &args.dir, now_ms)?;
+    if let Some(path) = &args.prometheus {
+        write_prometheus(path, &nodes, &args)?;
+    }
     let bootstrap = nodes.first().map(|n| n.p2p_addr);
     let mut children = Vec::new();
     for node in &nodes {
         let b = if node.index == 0 { None } else { bootstrap };
-        children.push(spawn(node, b, &args)?);
+        children.push(spawn(node, b, &args, &chain)?);
         if node.index == 0 {
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
@@ -156,6 +306,10 @@ pub async fn run(args: DevnetArgs) -> anyhow::Result<()> {
         nodes.len(),
         args.regions,
         args.dir.display()
+    );
+    println!(
+        "devnet: chain spec {} (every node produces), funded account {faucet}",
+        chain.display()
     );
     for n in &nodes {
         println!(
@@ -187,15 +341,26 @@ pub async fn run(args: DevnetArgs) -> anyhow::Result<()> {
             "      curl -s http://{}/metrics | grep ^qnet_",
             first.api_addr
         );
+        println!("      curl -s http://{}/v1/blocks/latest", first.api_addr);
+        println!(
+            "      qnet-node wallet send --key {} --to {faucet} --amount 5 --rpc http://{} --wait",
+            args.dir.join(FAUCET_KEY_FILE).display(),
+            first.api_addr
+        );
     }
     println!("devnet: running; press Ctrl-C to stop");
-    let exited = tokio::select! {
-        _ = crate::command::wait_for_signal() => None,
-        i = first_exit(&mut children) => Some(i),
-    };
-    if let Some((i, status)) = exited {
+    let mut running = vec![true; children.len()];
+    // One signal listener for the whole run, so no signal falls between two loop turns.
+    let signal = crate::command::wait_for_signal();
+    tokio::pin!(signal);
+    while running.iter().any(|r| *r) {
+        let (i, status) = tokio::select! {
+            _ = &mut signal => break,
+            e = next_exit(&mut children, &running) => e,
+        };
+        running[i] = false;
         eprintln!(
-            "devnet: node-{i} exited ({status}); see {}",
+            "devnet: node-{i} exited ({status}); see {}; the others keep running",
             nodes[i].data_dir.join("node.log").display()
         );
     }
@@ -215,9 +380,12 @@ pub async fn run(args: DevnetArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn first_exit(children: &mut [Child]) -> (usize, String) {
+async fn next_exit(children: &mut [Child], running: &[bool]) -> (usize, String) {
     loop {
         for (i, c) in children.iter_mut().enumerate() {
+            if !running.get(i).copied().unwrap_or(false) {
+                continue;
+            }
             if let Ok(Some(status)) = c.try_wait() {
                 return (i, status.to_string());
             }
@@ -237,6 +405,7 @@ mod tests {
             base_port,
             dir: PathBuf::from("/tmp/devnet-test"),
             monitor_interval: Duration::from_secs(10),
+            prometheus: None,
         }
     }
 
@@ -249,6 +418,122 @@ mod tests {
         assert_eq!(types, ["super", "super", "super", "full", "full", "full"]);
         assert_eq!(nodes[1].p2p_addr.port(), 19_003);
         assert_eq!(nodes[1].api_addr.port(), 19_005);
+    }
+
+    #[test]
+    fn chain_has_every_node_as_producer_and_is_kept_across_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = args(3, 2, 19_000);
+        a.dir = dir.path().to_path_buf();
+        let nodes = plan(&a).unwrap();
+        let (path, faucet) = prepare_chain(&nodes, dir.path(), 5_500).unwrap();
+        let spec = ChainSpec::load(&path).unwrap();
+        assert_eq!(spec.producers.len(), 3);
+        assert_eq!(spec.genesis_time_ms, 5_000);
+        assert_eq!(spec.balances, vec![(faucet.to_string(), FAUCET_BALANCE)]);
+        let (again, faucet2) = prepare_chain(&nodes, dir.path(), 99_000).unwrap();
+        assert_eq!(ChainSpec::load(&again).unwrap(), spec);
+        assert_eq!(faucet2, faucet);
+    }
+
+    #[test]
+    fn prometheus_config_scrapes_every_node_with_labels_and_rules() {
+        let nodes = plan(&args(2, 2, 19_000)).unwrap();
+        let text = prometheus_config(&nodes, ALERT_RULES_FILE, Duration::from_secs(1));
+        let expected = "\
+# Prometheus config for a qnet devnet, written by `qnet-node devnet --prometheus`.
+global:
+  scrape_interval: 1s
+  scrape_timeout: 1s
+  evaluation_interval: 1s
+rule_files:
+  - qnet-alerts.yml
+scrape_configs:
+  - job_name: qnet
+    metrics_path: /metrics
+    # a metric's own `region` label (the observed region of qnet_region_health and
+    # qnet_members) wins; every other series gets the scraped node's region
+    honor_labels: true
+    static_configs:
+      - targets: [\"127.0.0.1:19002\"]
+        labels: { region: eu, instance: node-0, node_type: super }
+      - targets: [\"127.0.0.1:19005\"]
+        labels: { region: na, instance: node-1, node_type: super }
+";
+        assert_eq!(text, expected);
+    }
+
+    #[test]
+    fn prometheus_config_lists_one_target_per_node() {
+        let nodes = plan(&args(8, 4, 19_000)).unwrap();
+        let text = prometheus_config(&nodes, "rules.yml", Duration::from_secs(5));
+        assert_eq!(text.matches("- targets: ").count(), 8);
+        for n in &nodes {
+            let line = format!(
+                "      - targets: [\"{}\"]\n        labels: {{ region: {}, instance: node-{}, ",
+                n.api_addr, n.region, n.index
+            );
+            assert!(text.contains(&line), "missing {line}");
+        }
+        assert!(text.contains("scrape_interval: 5s\n"));
+        assert!(text.contains("rule_files:\n  - rules.yml\n"));
+        assert!(text.contains("instance: node-7, node_type: full"));
+    }
+
+    #[test]
+    fn example_config_matches_a_default_devnet() {
+        let defaults = DevnetArgs {
+            dir: PathBuf::from("./devnet-data"),
+            ..args(6, 3, 19_000)
+        };
+        let nodes = plan(&defaults).unwrap();
+        let every = scrape_interval(defaults.monitor_interval);
+        assert_eq!(
+            include_str!("../dashboards/prometheus.yml"),
+            prometheus_config(&nodes, "alerts.yml", every)
+        );
+    }
+
+    #[test]
+    fn scrape_interval_is_half_the_monitor_interval_within_bounds() {
+        assert_eq!(
+            scrape_interval(Duration::from_secs(2)),
+            Duration::from_secs(1)
+        );
+        assert_eq!(
+            scrape_interval(Duration::from_millis(500)),
+            Duration::from_secs(1)
+        );
+        assert_eq!(
+            scrape_interval(Duration::from_secs(6)),
+            Duration::from_secs(3)
+        );
+        assert_eq!(
+            scrape_interval(Duration::from_secs(10)),
+            Duration::from_secs(5)
+        );
+        assert_eq!(
+            scrape_interval(Duration::from_secs(300)),
+            Duration::from_secs(5)
+        );
+    }
+
+    #[test]
+    fn alert_rules_ship_with_the_binary_and_name_the_job() {
+        assert!(ALERT_RULES.contains("alert: QnetFailoverActive"));
+        assert!(ALERT_RULES.contains(&format!("job=\"{PROMETHEUS_JOB}\"")));
+    }
+
+    #[test]
+    fn monitoring_commands_point_at_the_config() {
+        let [prometheus, grafana] = monitoring_commands(Path::new("/tmp/dn/prometheus.yml"));
+        assert_eq!(
+            prometheus,
+            "prometheus --config.file=/tmp/dn/prometheus.yml \
+             --storage.tsdb.path=/tmp/dn/prometheus-data --web.listen-address=127.0.0.1:9090"
+        );
+        assert!(grafana.contains("dashboards/provisioning:/etc/grafana/provisioning"));
+        assert!(grafana.contains("/var/lib/grafana/dashboards/qnet"));
     }
 
     #[test]

@@ -18,3 +18,4 @@ pub mod node;
 pub mod region;
 pub mod sim;
 pub mod topology;
+pub mod wallet;

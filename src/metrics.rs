@@ -2,7 +2,8 @@
 //! One [`Metrics`] value owns the registry; the API crate registers its own metrics on it.
 
 use prometheus::{
-    Gauge, GaugeVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    Gauge, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry,
 };
 
 /// Gossip cluster label values.
@@ -59,6 +60,8 @@ pub struct Metrics {
     pub health_warnings: IntCounter,
     /// Links in use by kind (`in_region`, `cross_region`).
     pub links: IntGaugeVec,
+    /// Chain metrics (issue 4).
+    pub chain: ChainMetrics,
 }
 
 /// Monitor label of the regional health monitor.
@@ -215,7 +218,9 @@ impl Metrics {
                 gossip_bytes.with_label_values(&[cluster, direction]);
             }
         }
+        let chain = ChainMetrics::new(&registry)?;
         Ok(Metrics {
+            chain,
             registry,
             members,
             regions_known,
@@ -248,5 +253,99 @@ impl Metrics {
         encoder
             .encode_to_string(&self.registry.gather())
             .unwrap_or_else(|e| format!("# metrics encoding failed: {e}\n"))
+    }
+}
+
+/// Transaction result label of an admitted transaction.
+pub const TX_ACCEPTED: &str = "accepted";
+
+/// Metrics of the chain runtime: height, production, import, rejection, propagation, reorgs,
+/// mempool, transactions and sync.
+#[derive(Clone)]
+pub struct ChainMetrics {
+    /// Height of the best chain.
+    pub height: IntGauge,
+    /// Blocks produced by this node.
+    pub blocks_produced: IntCounter,
+    /// Blocks imported (own and received) that are now stored.
+    pub blocks_imported: IntCounter,
+    /// Blocks rejected by reason.
+    pub blocks_rejected: IntCounterVec,
+    /// Import time minus block timestamp, seconds.
+    pub propagation: Histogram,
+    /// Reorganisations.
+    pub reorgs: IntCounter,
+    /// Depth of reorganisations in blocks.
+    pub reorg_depth: Histogram,
+    /// Transactions in the mempool.
+    pub mempool: IntGauge,
+    /// Transactions submitted or received, by result (`accepted` or a rejection reason).
+    pub transactions: IntCounterVec,
+    /// Best head height seen at peers (what sync aims for).
+    pub sync_target: IntGauge,
+}
+
+impl ChainMetrics {
+    fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let m = ChainMetrics {
+            height: IntGauge::new("qnet_chain_height", "Height of the best chain")?,
+            blocks_produced: IntCounter::new(
+                "qnet_blocks_produced_total",
+                "Blocks produced by this node",
+            )?,
+            blocks_imported: IntCounter::new(
+                "qnet_blocks_imported_total",
+                "Blocks validated and stored",
+            )?,
+            blocks_rejected: IntCounterVec::new(
+                Opts::new("qnet_blocks_rejected_total", "Blocks rejected by reason"),
+                &["reason"],
+            )?,
+            propagation: Histogram::with_opts(
+                HistogramOpts::new(
+                    "qnet_block_propagation_seconds",
+                    "Import time minus block timestamp",
+                )
+                .buckets(vec![
+                    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+                ]),
+            )?,
+            reorgs: IntCounter::new("qnet_reorgs_total", "Chain reorganisations")?,
+            reorg_depth: Histogram::with_opts(
+                HistogramOpts::new("qnet_reorg_depth", "Blocks reverted by a reorganisation")
+                    .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 64.0, 256.0, 1024.0, 4096.0]),
+            )?,
+            mempool: IntGauge::new("qnet_mempool_transactions", "Transactions in the mempool")?,
+            transactions: IntCounterVec::new(
+                Opts::new(
+                    "qnet_transactions_total",
+                    "Transactions submitted or received, by result",
+                ),
+                &["result"],
+            )?,
+            sync_target: IntGauge::new(
+                "qnet_sync_target_height",
+                "Best head height announced by peers",
+            )?,
+        };
+        for c in [
+            Box::new(m.height.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(m.blocks_produced.clone()),
+            Box::new(m.blocks_imported.clone()),
+            Box::new(m.blocks_rejected.clone()),
+            Box::new(m.propagation.clone()),
+            Box::new(m.reorgs.clone()),
+            Box::new(m.reorg_depth.clone()),
+            Box::new(m.mempool.clone()),
+            Box::new(m.transactions.clone()),
+            Box::new(m.sync_target.clone()),
+        ] {
+            registry.register(c)?;
+        }
+        for reason in crate::chain::validate::RejectReason::LABELS {
+            m.blocks_rejected.with_label_values(&[reason]);
+        }
+        m.transactions.with_label_values(&[TX_ACCEPTED]);
+        Ok(m)
     }
 }

@@ -199,13 +199,51 @@ pub struct TxDto {
 }
 
 /// Transactions of a block: full objects or hashes only.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum BlockTxs {
     /// Full transactions (`full_txs=true`).
     Full(Vec<TxDto>),
     /// Transaction hashes (default).
     Hashes(Vec<String>),
+}
+
+/// `anyOf`, not the derived `oneOf`: an empty list is both forms at once.
+impl utoipa::PartialSchema for BlockTxs {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{AnyOfBuilder, ArrayBuilder, ObjectBuilder, Type};
+        use utoipa::openapi::Ref;
+        AnyOfBuilder::new()
+            .item(
+                ArrayBuilder::new()
+                    .items(Ref::from_schema_name("TxDto"))
+                    .description(Some("Full transactions (`full_txs=true`).")),
+            )
+            .item(
+                ArrayBuilder::new()
+                    .items(ObjectBuilder::new().schema_type(Type::String))
+                    .description(Some("Transaction hashes (default).")),
+            )
+            .description(Some(
+                "Transactions of a block: full objects or hashes only.",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for BlockTxs {
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        schemas.push((
+            TxDto::name().into_owned(),
+            <TxDto as utoipa::PartialSchema>::schema(),
+        ));
+        <TxDto as ToSchema>::schemas(schemas);
+    }
 }
 
 /// A microblock.
@@ -254,7 +292,8 @@ pub struct AccountDto {
 /// Body of `POST /v1/txs`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct SubmitTxDto {
-    /// Signed transaction in its canonical encoding, hex.
+    /// Signed transaction in its canonical encoding, hex (an optional `0x` prefix).
+    #[schema(pattern = r"^(0x)?([0-9a-fA-F]{2})+$", min_length = 2)]
     pub tx: String,
 }
 

@@ -11,6 +11,17 @@ pub fn parse_hash(hash: &str) -> Result<String, String> {
     Ok(hash.to_ascii_lowercase())
 }
 
+/// Largest height accepted from clients (the OpenAPI `int64` range).
+pub const MAX_HEIGHT: u64 = i64::MAX as u64;
+
+/// Rejects heights outside the documented `int64` range.
+pub fn check_height(height: u64) -> Result<(), String> {
+    if height > MAX_HEIGHT {
+        return Err(format!("height must be at most {MAX_HEIGHT}"));
+    }
+    Ok(())
+}
+
 /// Decodes a hex-encoded signed transaction (an optional `0x` prefix is allowed).
 pub fn decode_tx_hex(tx: &str) -> Result<Vec<u8>, String> {
     let digits = tx.strip_prefix("0x").unwrap_or(tx);
@@ -51,6 +62,12 @@ mod tests {
         assert!(decode_tx_hex("0x").is_err());
         assert!(decode_tx_hex("abc").is_err());
         assert!(decode_tx_hex("zz").is_err());
+    }
+
+    #[test]
+    fn heights_stay_in_int64() {
+        assert!(check_height(MAX_HEIGHT).is_ok());
+        assert!(check_height(MAX_HEIGHT + 1).is_err());
     }
 
     #[test]

@@ -678,9 +678,20 @@ async fn json_rpc_methods_and_standard_errors() {
     let (s, b) = h.post_raw("/", "text/plain", call(1).to_string()).await;
     assert_eq!(s, 415);
     assert_eq!(b["error"]["code"], -32600);
+    // A plain GET (no WebSocket upgrade) explains the endpoint.
     let (s, b) = h.get("/").await;
-    assert_eq!(s, 405);
-    assert_eq!(b["error"]["code"], -32600);
+    assert_eq!(s, 200);
+    assert!(b["methods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|m| m == "chain_getHead"));
+    // Valid JSON that is not a request object or batch is an invalid request, not a parse error.
+    let (s, b) = h
+        .post_raw("/", "application/json", "-1.5".to_string())
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(b["error"]["code"], -32600, "{b}");
 
     // The server keeps serving after all that.
     let b = h.rpc("chain_getHead", json!([])).await;

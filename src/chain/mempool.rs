@@ -190,6 +190,21 @@ impl Mempool {
         out
     }
 
+    /// The next nonce the sender can use: the account nonce plus its gap-free pending run.
+    pub fn pending_nonce(&self, address: &Address, account_nonce: u64) -> u64 {
+        let Some(queue) = self.by_sender.get(address) else {
+            return account_nonce;
+        };
+        let mut next = account_nonce;
+        for nonce in queue.range(account_nonce..).map(|(n, _)| *n) {
+            if nonce != next {
+                break;
+            }
+            next = next.saturating_add(1);
+        }
+        next
+    }
+
     /// Drops transactions included in a block, and any of their senders' lower nonces.
     pub fn remove_included(&mut self, txs: &[SignedTransfer]) {
         for tx in txs {
@@ -378,6 +393,21 @@ mod tests {
         p.insert(tx(2, 0, 1), &rich()).unwrap();
         assert_eq!(p.insert(tx(3, 0, 1), &rich()), Err(MempoolError::Full(3)));
         assert_eq!(p.len(), 3);
+    }
+
+    #[test]
+    fn pending_nonce_counts_the_gap_free_run() {
+        let mut p = pool(100, 10);
+        let sender = address_of(&key(1));
+        assert_eq!(p.pending_nonce(&sender, 3), 3);
+        for n in [0, 1, 3] {
+            p.insert(tx(1, n, 1), &rich()).unwrap();
+        }
+        assert_eq!(p.pending_nonce(&sender, 0), 2);
+        assert_eq!(p.pending_nonce(&sender, 1), 2);
+        assert_eq!(p.pending_nonce(&sender, 2), 2);
+        assert_eq!(p.pending_nonce(&sender, 3), 4);
+        assert_eq!(p.pending_nonce(&address_of(&key(2)), 0), 0);
     }
 
     #[test]

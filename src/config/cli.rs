@@ -27,6 +27,91 @@ pub enum Command {
     Keygen(KeygenArgs),
     /// Start a local multi-region network of child processes and run until Ctrl-C.
     Devnet(DevnetArgs),
+    /// Write a chain spec JSON file (producers, balances, slot length, genesis time).
+    ChainSpec(ChainSpecArgs),
+    /// Create keys, show addresses and balances, send signed transfers over JSON-RPC.
+    Wallet(WalletArgs),
+}
+
+/// Flags of `qnet-node chain-spec`.
+#[derive(Debug, Args)]
+pub struct ChainSpecArgs {
+    /// Comma-separated producer public keys (hex, as printed by `qnet-node keygen`), in schedule order.
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub producers: Vec<String>,
+    /// Initial balance as ADDRESS=AMOUNT; repeat for several accounts.
+    #[arg(long = "balance")]
+    pub balances: Vec<String>,
+    /// Chain id.
+    #[arg(long, default_value = "qnet-local")]
+    pub chain_id: String,
+    /// Slot length in milliseconds.
+    #[arg(long, default_value_t = crate::chain::spec::DEFAULT_SLOT_MS)]
+    pub slot_ms: u64,
+    /// Start of slot 0 in ms since the Unix epoch (default: now, rounded down to the second).
+    #[arg(long)]
+    pub genesis_time_ms: Option<u64>,
+    /// Output file.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// Flags of `qnet-node wallet`.
+#[derive(Debug, Args)]
+pub struct WalletArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: WalletCommand,
+}
+
+/// Wallet subcommands.
+#[derive(Debug, Subcommand)]
+pub enum WalletCommand {
+    /// Create a new account key file and print its address.
+    New {
+        /// Key file to write (refuses to overwrite).
+        #[arg(long, default_value = "./wallet.key")]
+        out: PathBuf,
+    },
+    /// Print the address of a key file.
+    Address {
+        /// Key file.
+        #[arg(long)]
+        key: PathBuf,
+    },
+    /// Print an account's balance and nonces from a node.
+    Balance {
+        /// Node JSON-RPC URL, e.g. http://127.0.0.1:8001.
+        #[arg(long, env = "QNET_RPC")]
+        rpc: String,
+        /// Address to look up.
+        #[arg(long, conflicts_with = "key", required_unless_present = "key")]
+        address: Option<String>,
+        /// Key file whose address to look up.
+        #[arg(long)]
+        key: Option<PathBuf>,
+    },
+    /// Sign a transfer locally and submit it with JSON-RPC `tx_send`; prints the hash.
+    Send {
+        /// Key file of the sender.
+        #[arg(long)]
+        key: PathBuf,
+        /// Recipient address.
+        #[arg(long)]
+        to: String,
+        /// Amount.
+        #[arg(long)]
+        amount: u64,
+        /// Fee paid to the producer.
+        #[arg(long, default_value_t = 1)]
+        fee: u64,
+        /// Node JSON-RPC URL, e.g. http://127.0.0.1:8001.
+        #[arg(long, env = "QNET_RPC")]
+        rpc: String,
+        /// Wait until the transfer is included in a block.
+        #[arg(long)]
+        wait: bool,
+    },
 }
 
 /// Flags of `qnet-node keygen`.
@@ -55,6 +140,9 @@ pub struct DevnetArgs {
     /// Monitor intervals for the devnet nodes (short, so effects show quickly).
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub monitor_interval: Duration,
+    /// Write a Prometheus config scraping every node to FILE (alert rules go next to it).
+    #[arg(long, value_name = "FILE")]
+    pub prometheus: Option<PathBuf>,
 }
 
 /// Log output format.
@@ -85,6 +173,10 @@ pub struct NodeArgs {
     /// Data directory (key, database).
     #[arg(long, env = "QNET_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Chain spec JSON file; without it the spec stored in the data dir, a bootstrap
+    /// peer's spec, or a new single-producer development chain is used.
+    #[arg(long, env = "QNET_CHAIN")]
+    pub chain: Option<PathBuf>,
     /// Address for gossip (UDP) and the data plane (TCP).
     #[arg(long, env = "QNET_P2P_ADDR")]
     pub p2p_addr: Option<SocketAddr>,

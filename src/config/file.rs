@@ -23,6 +23,8 @@ pub struct FileConfig {
     pub enable_microblocks: Option<bool>,
     /// See `--data-dir`.
     pub data_dir: Option<PathBuf>,
+    /// See `--chain`.
+    pub chain: Option<PathBuf>,
     /// See `--p2p-addr`.
     pub p2p_addr: Option<SocketAddr>,
     /// See `--advertise-addr`.

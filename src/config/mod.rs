@@ -8,7 +8,10 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use cli::{Cli, Command, DevnetArgs, KeygenArgs, LogFormat, NodeArgs};
+pub use cli::{
+    ChainSpecArgs, Cli, Command, DevnetArgs, KeygenArgs, LogFormat, NodeArgs, WalletArgs,
+    WalletCommand,
+};
 pub use file::FileConfig;
 
 use crate::identity::NodeType;
@@ -111,6 +114,8 @@ pub struct NodeConfig {
     pub enable_microblocks: bool,
     /// Data directory.
     pub data_dir: PathBuf,
+    /// Chain spec file (`--chain`).
+    pub chain: Option<PathBuf>,
     /// Bind address for gossip (UDP) and data plane (TCP).
     pub p2p_addr: SocketAddr,
     /// Address announced to other nodes.
@@ -239,6 +244,7 @@ impl NodeConfig {
                 .data_dir
                 .or(file.data_dir)
                 .unwrap_or_else(|| PathBuf::from("./qnet-data")),
+            chain: args.chain.or(file.chain),
             p2p_addr,
             advertise_addr,
             rpc_addr: args.rpc_addr.or(file.rpc_addr).unwrap_or(DEFAULT_RPC_ADDR),

@@ -6,6 +6,7 @@
 
 pub mod card;
 pub mod keys;
+pub mod liveness;
 pub mod store;
 pub mod transport;
 pub mod view;
@@ -101,7 +102,7 @@ pub struct Membership {
     view_rx: watch::Receiver<Arc<MembershipView>>,
     joined_rx: watch::Receiver<bool>,
     shared: Arc<Shared>,
-    task: JoinHandle<()>,
+    task: tokio::sync::Mutex<Option<JoinHandle<()>>>,
     stop_tx: watch::Sender<bool>,
 }
 
@@ -109,6 +110,8 @@ struct Shared {
     regional: ChitchatHandle,
     bridge: tokio::sync::Mutex<Option<ChitchatHandle>>,
     gossip_interval: Duration,
+    /// Bridge-cluster seeds learned after start (see [`Membership::add_seeds`]).
+    late_bridge_seeds: std::sync::Mutex<Vec<SocketAddr>>,
 }
 
 impl Membership {
@@ -152,16 +155,11 @@ impl Membership {
             regional,
             bridge: tokio::sync::Mutex::new(None),
             gossip_interval: params.config.gossip_interval,
+            late_bridge_seeds: std::sync::Mutex::new(Vec::new()),
         });
-        let mut memory = RegionMemory::default();
-        memory.restore(
-            params
-                .store
-                .load_regions()
-                .iter()
-                .map(|s| view::from_summary(s, s.updated_ms))
-                .collect(),
-        );
+        // remembered regions only seed the bridge cluster (see node::seeds); they are not
+        // restored as missing, so a restarted node never raises a stale failover
+        let memory = RegionMemory::default();
         let worker = Worker {
             lone_start: !params.expect_peers,
             records: params
@@ -179,13 +177,15 @@ impl Membership {
             last_persist_ms: 0,
             persisted_ids: HashSet::new(),
             self_id: id,
+            regional_liveness: liveness::LivenessFilter::default(),
+            bridge_liveness: liveness::LivenessFilter::default(),
         };
         let task = tokio::spawn(worker.run(stop_rx));
         Ok(Membership {
             view_rx,
             joined_rx,
             shared,
-            task,
+            task: tokio::sync::Mutex::new(Some(task)),
             stop_tx,
         })
     }
@@ -210,6 +210,24 @@ impl Membership {
         self.joined_rx.clone()
     }
 
+    /// Seeds learned after start (a bootstrap peer that answered late): gossips with the
+    /// regional ones at once and uses the bridge ones when (or while) this node bridges.
+    pub async fn add_seeds(&self, region_seeds: &[SocketAddr], bridge_seeds: &[SocketAddr]) {
+        for addr in region_seeds {
+            let _ = self.shared.regional.gossip(*addr);
+        }
+        if let Some(bridge) = self.shared.bridge.lock().await.as_ref() {
+            for addr in bridge_seeds {
+                let _ = bridge.gossip(*addr);
+            }
+        }
+        self.shared
+            .late_bridge_seeds
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(bridge_seeds);
+    }
+
     /// Announces this node's chain head in its regional cluster.
     pub async fn set_head(&self, head: Head) {
         self.shared
@@ -220,9 +238,11 @@ impl Membership {
 
     /// Leaves politely: marks the node not ready, waits two gossip intervals so peers learn
     /// it, then stops gossiping.
-    pub async fn leave(self) {
+    pub async fn leave(&self) {
         let _ = self.stop_tx.send(true);
-        let _ = self.task.await;
+        if let Some(task) = self.task.lock().await.take() {
+            let _ = task.await;
+        }
         self.shared
             .regional
             .with_chitchat(|c| c.self_node_state().set(keys::KEY_READY, "0"))
@@ -236,14 +256,7 @@ impl Membership {
         if let Some(bridge) = self.shared.bridge.lock().await.take() {
             let _ = bridge.shutdown().await;
         }
-        match Arc::try_unwrap(self.shared) {
-            Ok(shared) => {
-                let _ = shared.regional.shutdown().await;
-            }
-            Err(shared) => {
-                let _ = shared.regional.initiate_shutdown();
-            }
-        }
+        let _ = self.shared.regional.initiate_shutdown();
         info!("left the cluster");
     }
 }
@@ -313,6 +326,8 @@ struct Worker {
     persisted_ids: HashSet<crate::identity::NodeId>,
     lone_start: bool,
     self_id: ChitchatId,
+    regional_liveness: liveness::LivenessFilter,
+    bridge_liveness: liveness::LivenessFilter,
 }
 
 impl Worker {
@@ -329,7 +344,7 @@ impl Worker {
     }
 
     /// Reads a cluster and returns its members whose cards verify.
-    async fn observe(&mut self, cluster: &ClusterRef) -> Vec<Observed> {
+    async fn observe(&mut self, cluster: &ClusterRef, bridge: bool) -> Vec<Observed> {
         let (states, live): (Vec<NodeState>, HashSet<ChitchatId>) = {
             let c = cluster.lock().await;
             let live: HashSet<ChitchatId> = c.live_nodes().cloned().collect();
@@ -354,8 +369,14 @@ impl Worker {
                 debug!(node = ?id, "ignoring member with an invalid card");
                 continue;
             };
+            let filter = if bridge {
+                &mut self.bridge_liveness
+            } else {
+                &mut self.regional_liveness
+            };
+            let heartbeat = u64::from(state.heartbeat());
             out.push(Observed {
-                live: live.contains(&id),
+                live: filter.live(&id, live.contains(&id), heartbeat),
                 ready: state.get(keys::KEY_READY) != Some("0"),
                 head: state.get(keys::KEY_HEAD).and_then(Head::decode),
                 kv: state
@@ -374,7 +395,7 @@ impl Worker {
         let now = self.params.clock.now_ms();
         let region = self.params.region.clone();
         let regional = self.shared.regional.chitchat();
-        let observed = self.observe(&regional).await;
+        let observed = self.observe(&regional, false).await;
         let mut members: Vec<Member> = Vec::new();
         let mut copies: Vec<HeardSummary> = Vec::new();
         for o in &observed {
@@ -438,7 +459,19 @@ impl Worker {
                     .await
                     .self_node_state()
                     .set(keys::KEY_SUMMARY, summary);
-                for o in self.observe(&cluster).await {
+                let known_addrs: HashSet<SocketAddr> =
+                    members.iter().map(|m| m.gossip_addr).collect();
+                for o in self.observe(&cluster, true).await {
+                    if o.card.region == region && o.live && o.id != self.bridge_self_id() {
+                        // another bridge of our own region that our regional cluster does
+                        // not know: the region is split (e.g. two nodes joined it at once);
+                        // gossip with its members to merge the two halves
+                        for addr in summary_seeds(&o.kv) {
+                            if !known_addrs.contains(&addr) {
+                                let _ = self.shared.regional.gossip(addr);
+                            }
+                        }
+                    }
                     if o.card.region == region || !o.ready {
                         continue;
                     }
@@ -516,6 +549,15 @@ impl Worker {
         self.persist(now, false);
     }
 
+    /// This node's id in the bridge cluster (same node id and generation, bridge address).
+    fn bridge_self_id(&self) -> ChitchatId {
+        ChitchatId::new(
+            self.self_id.node_id.clone(),
+            self.self_id.generation_id,
+            bridge_gossip_addr(self.params.advertise_addr),
+        )
+    }
+
     async fn ensure_bridge(&mut self, own: &RegionStatus) -> Option<ClusterRef> {
         let mut guard = self.shared.bridge.lock().await;
         if guard.is_none() {
@@ -533,6 +575,14 @@ impl Worker {
                 self.params.node_type,
             );
             let mut seeds: Vec<SocketAddr> = self.params.bridge_seeds.clone();
+            seeds.extend(
+                self.shared
+                    .late_bridge_seeds
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .iter()
+                    .copied(),
+            );
             seeds.extend(own.bridge_seeds.iter().copied());
             for r in self.memory.regions() {
                 seeds.extend(r.bridge_seeds.iter().copied());
@@ -650,6 +700,15 @@ impl Worker {
         self.persisted_ids = ids;
         self.last_persist_ms = now;
     }
+}
+
+/// Regional gossip addresses listed in a bridge's published summary.
+fn summary_seeds(kv: &[(String, String)]) -> Vec<SocketAddr> {
+    kv.iter()
+        .filter(|(k, _)| k == keys::KEY_SUMMARY)
+        .filter_map(|(_, v)| RegionSummary::decode(v))
+        .flat_map(|s| s.seeds)
+        .collect()
 }
 
 /// Views equal but for the build time and last-seen stamps.

@@ -289,13 +289,8 @@ impl RegionMemory {
     /// not heard at all, is kept with no live member.
     pub fn update(&mut self, own: &Region, heard: &[HeardSummary], now_ms: u64, retention_ms: u64) {
         let mut best: BTreeMap<&Region, &RegionSummary> = BTreeMap::new();
-        let mut heard_regions: BTreeMap<&Region, ()> = BTreeMap::new();
         for h in heard {
-            if &h.summary.region == own {
-                continue;
-            }
-            heard_regions.insert(&h.summary.region, ());
-            if !h.source_live {
+            if &h.summary.region == own || !h.source_live {
                 continue;
             }
             let newer = best
@@ -305,15 +300,11 @@ impl RegionMemory {
                 best.insert(&h.summary.region, &h.summary);
             }
         }
-        for region in heard_regions.keys() {
+        for (region, s) in &best {
             if !self.regions.contains_key(*region) {
-                let fresh = heard
-                    .iter()
-                    .find(|h| &h.summary.region == *region)
-                    .map(|h| h.summary.clone());
-                if let Some(s) = fresh {
-                    self.regions.insert((*region).clone(), from_summary(&s, 0));
-                }
+                let last_live = if s.live > 0 { now_ms } else { 0 };
+                self.regions
+                    .insert((*region).clone(), from_summary(s, last_live));
             }
         }
         for status in self.regions.values_mut() {
@@ -338,15 +329,6 @@ impl RegionMemory {
     /// The remembered regions.
     pub fn regions(&self) -> impl Iterator<Item = &RegionStatus> {
         self.regions.values()
-    }
-
-    /// Restores remembered regions (e.g. from the peer store at start), all marked not live.
-    pub fn restore(&mut self, statuses: Vec<RegionStatus>) {
-        for mut s in statuses {
-            s.live = 0;
-            s.missing = s.known > 0;
-            self.regions.insert(s.region.clone(), s);
-        }
     }
 }
 
@@ -483,15 +465,29 @@ mod tests {
     }
 
     #[test]
-    fn dead_sources_do_not_make_a_region_live() {
+    fn regions_are_learned_only_from_live_sources() {
         let mut mem = RegionMemory::default();
         let heard = vec![HeardSummary {
             summary: summary("na", 3, 3, 50),
             source_live: false,
         }];
         mem.update(&region("eu"), &heard, 1_000, 60_000);
+        assert_eq!(
+            mem.regions().count(),
+            0,
+            "a not-yet-live bridge teaches nothing"
+        );
+        let live = vec![HeardSummary {
+            summary: summary("na", 3, 0, 60),
+            source_live: true,
+        }];
+        mem.update(&region("eu"), &live, 2_000, 60_000);
         let na = mem.regions().next().unwrap();
-        assert_eq!((na.known, na.live, na.missing), (3, 0, true));
+        assert_eq!(
+            (na.known, na.live, na.missing),
+            (3, 0, true),
+            "a live bridge's copy may say missing"
+        );
     }
 
     #[test]

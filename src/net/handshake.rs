@@ -27,6 +27,8 @@ pub struct LocalInfo {
     pub chain_id: String,
     /// Genesis hash.
     pub genesis: [u8; 32],
+    /// The chain spec JSON, given to nodes that ask before their handshake.
+    pub spec_json: String,
 }
 
 /// The authenticated peer.
@@ -59,6 +61,9 @@ pub enum HandshakeError {
     /// The peer's proof does not verify.
     #[error("peer key proof does not verify")]
     BadProof,
+    /// The peer asked for the chain spec instead of a handshake.
+    #[error("peer asked for the chain spec")]
+    SpecRequested,
 }
 
 /// Wraps a stream in the frame codec with the size limit.
@@ -126,8 +131,10 @@ async fn handshake_inner(conn: &mut Conn, local: &LocalInfo) -> Result<PeerInfo,
         }),
     )
     .await?;
-    let Some(Message::Hello(theirs)) = recv(conn).await? else {
-        return Err(HandshakeError::Unexpected);
+    let theirs = match recv(conn).await? {
+        Some(Message::Hello(theirs)) => theirs,
+        Some(Message::GetChainSpec) => return Err(HandshakeError::SpecRequested),
+        _ => return Err(HandshakeError::Unexpected),
     };
     if theirs.protocol != PROTOCOL_VERSION {
         return Err(HandshakeError::Protocol(theirs.protocol));

@@ -8,6 +8,10 @@ pub const PROTOCOL_VERSION: u16 = 1;
 pub const MAX_FRAME_BYTES: usize = 8 * 1024 * 1024;
 /// Most addresses in one seeds answer.
 pub const MAX_SEEDS: usize = 32;
+/// Most blocks asked for or sent in one `GetBlocks` / `Blocks` exchange.
+pub const MAX_BLOCKS_PER_REQUEST: u32 = 512;
+/// Most encoded block bytes in one `Blocks` answer (well under [`MAX_FRAME_BYTES`]).
+pub const MAX_BLOCKS_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
 
 /// First message on a connection, in both directions.
 #[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
@@ -52,6 +56,23 @@ pub enum Message {
         /// Why, lowercase.
         reason: String,
     },
+    /// Ask for the chain spec; sent instead of `Hello` by a node that has no spec yet.
+    GetChainSpec,
+    /// The chain spec JSON, answer to `GetChainSpec`.
+    ChainSpec(String),
+    /// A new block (canonical block encoding), pushed along links.
+    Block(Vec<u8>),
+    /// A new transaction (canonical signed transfer encoding), pushed along links.
+    Tx(Vec<u8>),
+    /// Ask for canonical blocks from height `from` upwards.
+    GetBlocks {
+        /// First height.
+        from: u64,
+        /// Most blocks wanted (capped at [`MAX_BLOCKS_PER_REQUEST`]).
+        limit: u32,
+    },
+    /// Answer to `GetBlocks`: encoded blocks in height order, possibly fewer than asked.
+    Blocks(Vec<Vec<u8>>),
 }
 
 fn ser_sig<W: std::io::Write>(sig: &[u8; 64], writer: &mut W) -> std::io::Result<()> {
@@ -98,6 +119,12 @@ mod tests {
                 region_seeds: vec!["127.0.0.1:1".into()],
                 bridge_seeds: vec![],
             }),
+            Message::GetChainSpec,
+            Message::ChainSpec("{}".into()),
+            Message::Block(vec![1, 2, 3]),
+            Message::Tx(vec![4]),
+            Message::GetBlocks { from: 7, limit: 9 },
+            Message::Blocks(vec![vec![1], vec![]]),
         ];
         for m in msgs {
             assert_eq!(Message::decode(&m.encode()).unwrap(), m);

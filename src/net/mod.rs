@@ -3,6 +3,7 @@
 
 pub mod handshake;
 pub mod message;
+pub mod rate;
 pub mod server;
 
 pub use handshake::{LocalInfo, PeerInfo};

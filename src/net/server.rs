@@ -8,8 +8,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tracing::debug;
 
-use super::handshake::{framed, handshake, recv, send, Conn, HandshakeError, LocalInfo};
+use super::handshake::{framed, handshake, recv, send, Conn, HandshakeError, LocalInfo, PeerInfo};
 use super::message::{Message, Seeds};
+use super::rate::TokenBucket;
 use crate::metrics::Metrics;
 
 /// Most data-plane connections served at once.
@@ -18,12 +19,23 @@ pub const MAX_CONNECTIONS: usize = 256;
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a client call may take.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+/// Messages per second one peer connection may send (sustained).
+pub const PEER_MSGS_PER_S: u64 = 2_000;
+/// Messages one peer connection may send in a burst.
+pub const PEER_MSGS_BURST: u64 = 4_000;
 
 /// Answers requests that need the node's state.
 pub trait Responder: Send + Sync + 'static {
     /// Seeds of `region` and of the bridge cluster; an error (e.g. not joined yet) is sent
     /// back as [`Message::Error`] so the asking node retries.
     fn seeds(&self, region: &str) -> Result<Seeds, String>;
+
+    /// Whether an authenticated peer may stay connected (false while it is banned).
+    fn admit(&self, peer: &PeerInfo) -> bool;
+
+    /// Handles a chain message (block, transaction, block request) and returns the reply,
+    /// if any; `Err` names how the peer misbehaved, and the connection is closed.
+    fn chain_message(&self, peer: &PeerInfo, msg: Message) -> Result<Option<Message>, String>;
 }
 
 /// Accepts connections until `stop` turns true.
@@ -54,9 +66,13 @@ pub async fn serve(
             let _permit = permit;
             let mut conn = framed(stream);
             match handshake(&mut conn, &local).await {
-                Ok(info) => {
+                Ok(info) if responder.admit(&info) => {
                     debug!(%peer, node_id = %info.node_id, "data-plane peer connected");
-                    serve_conn(conn, responder).await;
+                    serve_conn(conn, info, responder).await;
+                }
+                Ok(info) => debug!(%peer, node_id = %info.node_id, "banned peer refused"),
+                Err(HandshakeError::SpecRequested) => {
+                    let _ = send(&mut conn, &Message::ChainSpec(local.spec_json.clone())).await;
                 }
                 Err(e) => {
                     metrics.handshake_failures.inc();
@@ -67,23 +83,41 @@ pub async fn serve(
     }
 }
 
-async fn serve_conn(mut conn: Conn, responder: Arc<dyn Responder>) {
+async fn serve_conn(mut conn: Conn, peer: PeerInfo, responder: Arc<dyn Responder>) {
+    let started = std::time::Instant::now();
+    let elapsed_ms = || u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    let mut bucket = TokenBucket::new(PEER_MSGS_PER_S, PEER_MSGS_BURST, 0);
     loop {
         let msg = match tokio::time::timeout(IDLE_TIMEOUT, recv(&mut conn)).await {
             Ok(Ok(Some(msg))) => msg,
             _ => return,
         };
+        if !bucket.take(elapsed_ms()) {
+            debug!(node_id = %peer.node_id, "peer exceeded its message rate; disconnecting");
+            return;
+        }
         let reply = match msg {
-            Message::GetSeeds { region } => match responder.seeds(&region) {
+            Message::GetSeeds { region } => Some(match responder.seeds(&region) {
                 Ok(seeds) => Message::Seeds(seeds),
                 Err(reason) => Message::Error { reason },
-            },
-            _ => Message::Error {
+            }),
+            msg @ (Message::Block(_) | Message::Tx(_) | Message::GetBlocks { .. }) => {
+                match responder.chain_message(&peer, msg) {
+                    Ok(reply) => reply,
+                    Err(reason) => {
+                        debug!(node_id = %peer.node_id, %reason, "peer misbehaved; disconnecting");
+                        return;
+                    }
+                }
+            }
+            _ => Some(Message::Error {
                 reason: "unexpected message".into(),
-            },
+            }),
         };
-        if send(&mut conn, &reply).await.is_err() {
-            return;
+        if let Some(reply) = reply {
+            if send(&mut conn, &reply).await.is_err() {
+                return;
+            }
         }
     }
 }
@@ -182,4 +216,61 @@ pub async fn fetch_seeds(
             .collect()
     };
     Ok((parse(&seeds.region_seeds), parse(&seeds.bridge_seeds)))
+}
+
+/// Asks a peer for its chain spec JSON, before (instead of) a handshake.
+pub async fn fetch_chain_spec(addr: &str) -> Result<String, CallError> {
+    let stream = tokio::time::timeout(CALL_TIMEOUT, TcpStream::connect(addr))
+        .await
+        .map_err(|_| CallError::Connect {
+            addr: addr.into(),
+            reason: "timed out".into(),
+        })?
+        .map_err(|e| CallError::Connect {
+            addr: addr.into(),
+            reason: e.to_string().to_lowercase(),
+        })?;
+    let mut conn = framed(stream);
+    let bad = || CallError::Answer { addr: addr.into() };
+    send(&mut conn, &Message::GetChainSpec)
+        .await
+        .map_err(|_| bad())?;
+    let answer = async {
+        // The peer opens with its own Hello before it reads our request.
+        loop {
+            match recv(&mut conn).await {
+                Ok(Some(Message::Hello(_))) => continue,
+                Ok(Some(Message::ChainSpec(json))) => return Some(json),
+                _ => return None,
+            }
+        }
+    };
+    tokio::time::timeout(CALL_TIMEOUT, answer)
+        .await
+        .map_err(|_| bad())?
+        .ok_or_else(bad)
+}
+
+/// Asks a connected peer for up to `limit` canonical blocks from height `from`.
+pub async fn fetch_blocks(conn: &mut Conn, from: u64, limit: u32) -> Result<Vec<Vec<u8>>, String> {
+    send(conn, &Message::GetBlocks { from, limit })
+        .await
+        .map_err(|e| format!("send: {e}"))?;
+    loop {
+        match tokio::time::timeout(CALL_TIMEOUT, recv(conn)).await {
+            Ok(Ok(Some(Message::Blocks(blocks)))) => return Ok(blocks),
+            // pushes that cross our request are ignored here; the peer's links deliver them
+            Ok(Ok(Some(Message::Block(_) | Message::Tx(_)))) => continue,
+            Ok(Ok(Some(Message::Error { reason }))) => {
+                return Err(format!(
+                    "refused: {}",
+                    reason.chars().take(200).collect::<String>()
+                ))
+            }
+            Ok(Ok(Some(_))) => return Err("unexpected answer".into()),
+            Ok(Ok(None)) => return Err("connection closed".into()),
+            Ok(Err(e)) => return Err(format!("receive: {e}")),
+            Err(_) => return Err("timed out".into()),
+        }
+    }
 }

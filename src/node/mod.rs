@@ -1,11 +1,14 @@
 //! Node wiring: opens the store and key, binds the ports, joins membership, starts the
 //! data plane, the monitors and the API, and shuts all of it down in order.
 
+pub mod chain;
 pub mod monitors;
+pub mod peers;
 pub mod persist;
 pub mod routing;
 pub mod seeds;
 pub mod service;
+pub mod sync;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -27,10 +30,8 @@ use crate::metrics::Metrics;
 use crate::net::{self, LocalInfo};
 use persist::SledMembershipStore;
 
-/// Chain id used until a chain spec is configured.
-pub const DEV_CHAIN_ID: &str = "qnet-dev";
-/// How many rounds the node tries its bootstrap peers before going on without them.
-const BOOTSTRAP_ATTEMPTS: u32 = 8;
+/// Rounds of bootstrap requests before the node starts; later rounds run in the background.
+const BOOTSTRAP_ATTEMPTS: u32 = 3;
 
 /// Why a node could not start.
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +69,9 @@ pub enum NodeError {
     /// The API server could not be built.
     #[error("api: {0}")]
     Api(String),
+    /// The chain spec or the chain data is unusable.
+    #[error("chain: {0}")]
+    Chain(String),
 }
 
 /// State shared by the node's tasks and its API.
@@ -98,19 +102,22 @@ pub struct NodeShared {
     pub failover: RwLock<monitors::FailoverStatus>,
     /// New chain heads, for API subscribers.
     pub heads: tokio::sync::broadcast::Sender<qnet_api::dto::HeadDto>,
+    /// The chain runtime.
+    pub chain: Arc<chain::ChainRuntime>,
 }
 
 impl NodeShared {
-    /// Ready: joined and not shutting down.
+    /// Ready: joined, synced and not shutting down.
     pub fn ready(&self) -> bool {
-        *self.joined.borrow() && !self.stopping.load(Ordering::SeqCst)
+        *self.joined.borrow() && !self.chain.syncing() && !self.stopping.load(Ordering::SeqCst)
     }
 }
 
 /// A started node.
 pub struct RunningNode {
     shared: Arc<NodeShared>,
-    membership: Option<Membership>,
+    membership: Option<Arc<Membership>>,
+    head_announcer: Option<JoinHandle<()>>,
     stop_tx: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -131,6 +138,10 @@ impl RunningNode {
         info!("shutting down");
         self.shared.stopping.store(true, Ordering::SeqCst);
         self.shared.metrics.ready.set(0);
+        if let Some(task) = self.head_announcer.take() {
+            task.abort();
+            let _ = task.await;
+        }
         if let Some(m) = self.membership.take() {
             m.leave().await;
         }
@@ -196,12 +207,34 @@ pub async fn start(config: NodeConfig, clock: SharedClock) -> Result<RunningNode
         .map_err(bind_error(config.rpc_addr, "--rpc-addr"))?;
     let p2p_listener = bind_tcp(config.p2p_addr, "--p2p-addr")?;
 
-    let chain_id = DEV_CHAIN_ID.to_string();
+    let spec = chain::resolve_spec(&config, &store, &identity, clock.now_ms()).await?;
+    let heads = tokio::sync::broadcast::channel(256).0;
+    let chain_runtime = Arc::new(
+        chain::ChainRuntime::open(
+            (*store).clone(),
+            spec.clone(),
+            &identity,
+            config.enable_microblocks,
+            metrics.chain.clone(),
+            clock.clone(),
+            heads.clone(),
+        )
+        .map_err(|e| NodeError::Chain(e.to_string()))?,
+    );
+    let chain_id = spec.chain_id.clone();
     let local = LocalInfo {
         identity: identity.clone(),
         chain_id: chain_id.clone(),
-        genesis: *blake3::hash(chain_id.as_bytes()).as_bytes(),
+        genesis: chain_runtime.genesis_hash(),
+        spec_json: spec.to_json(),
     };
+    info!(
+        chain_id = %chain_id,
+        genesis = %crate::identity::to_hex(&chain_runtime.genesis_hash()),
+        height = chain_runtime.head().height,
+        producers = spec.producers.len(),
+        "chain opened"
+    );
     let membership_store = Arc::new(SledMembershipStore::new(store.clone()));
     let (region_seeds, bridge_seeds) = seeds::gather(
         &config,
@@ -216,7 +249,7 @@ pub async fn start(config: NodeConfig, clock: SharedClock) -> Result<RunningNode
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = Vec::new();
     let membership = if config.node_type.gossips() {
-        Some(
+        Some(Arc::new(
             Membership::start(MembershipParams {
                 identity: identity.clone(),
                 region: config.region.clone(),
@@ -235,7 +268,7 @@ pub async fn start(config: NodeConfig, clock: SharedClock) -> Result<RunningNode
                 transport: crate::membership::transport::udp(),
             })
             .await?,
-        )
+        ))
     } else {
         None
     };
@@ -262,15 +295,49 @@ pub async fn start(config: NodeConfig, clock: SharedClock) -> Result<RunningNode
         api_addr,
         routing: RwLock::new(routing::RoutingState::initial(now_ms)),
         failover: RwLock::new(monitors::FailoverStatus::default()),
-        heads: tokio::sync::broadcast::channel(256).0,
+        heads,
+        chain: chain_runtime.clone(),
     });
+    let (hint_tx, hint_rx) = tokio::sync::mpsc::channel(64);
+    let peer_manager = Arc::new(peers::PeerManager::new(
+        shared.clone(),
+        local.clone(),
+        hint_tx,
+    ));
     tasks.push(tokio::spawn(net::server::serve(
         p2p_listener,
-        local,
-        Arc::new(seeds::ViewResponder::new(shared.clone())),
+        local.clone(),
+        peer_manager.clone(),
         metrics.clone(),
         stop_rx.clone(),
     )));
+    tasks.push(tokio::spawn(
+        peer_manager
+            .clone()
+            .run(chain_runtime.subscribe_relay(), stop_rx.clone()),
+    ));
+    tasks.push(tokio::spawn(sync::run(
+        shared.clone(),
+        local.clone(),
+        peer_manager,
+        hint_rx,
+        stop_rx.clone(),
+    )));
+    tasks.push(tokio::spawn(chain::run_producer(
+        chain_runtime.clone(),
+        stop_rx.clone(),
+    )));
+    let head_announcer = membership
+        .clone()
+        .map(|m| tokio::spawn(announce_heads(m, chain_runtime.subscribe_head())));
+    if let Some(m) = &membership {
+        tasks.push(tokio::spawn(seeds::keep_bootstrapping(
+            shared.config.clone(),
+            local,
+            m.clone(),
+            stop_rx.clone(),
+        )));
+    }
     tasks.push(tokio::spawn(readiness_gauge(
         shared.clone(),
         stop_rx.clone(),
@@ -300,9 +367,30 @@ pub async fn start(config: NodeConfig, clock: SharedClock) -> Result<RunningNode
     Ok(RunningNode {
         shared,
         membership,
+        head_announcer,
         stop_tx,
         tasks,
     })
+}
+
+/// Announces every new head in gossip (the membership handle is released when aborted).
+async fn announce_heads(
+    membership: Arc<Membership>,
+    mut heads: watch::Receiver<crate::chain::block::BlockHeader>,
+) {
+    loop {
+        let head = {
+            let h = heads.borrow_and_update();
+            crate::membership::Head {
+                height: h.height,
+                hash: h.hash(),
+            }
+        };
+        membership.set_head(head).await;
+        if heads.changed().await.is_err() {
+            return;
+        }
+    }
 }
 
 async fn readiness_gauge(shared: Arc<NodeShared>, mut stop: watch::Receiver<bool>) {

@@ -2,6 +2,7 @@
 //! the peer store, and answers other nodes' seed requests from the membership view.
 
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,7 +11,7 @@ use tracing::{info, warn};
 use super::NodeShared;
 use crate::config::NodeConfig;
 use crate::membership::{bridge_gossip_addr, MembershipStore};
-use crate::net::server::{fetch_seeds, Responder};
+use crate::net::server::fetch_seeds;
 use crate::net::{LocalInfo, Seeds};
 
 /// Seeds for the regional and the bridge cluster.
@@ -71,6 +72,37 @@ pub async fn gather(
     (region_seeds, bridge_seeds)
 }
 
+/// While the node has not joined, asks its bootstrap peers again every few seconds and
+/// hands what they answer to membership (a network that was down at start is joined as
+/// soon as it is up).
+pub async fn keep_bootstrapping(
+    config: NodeConfig,
+    local: LocalInfo,
+    membership: Arc<crate::membership::Membership>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    if config.bootstrap_peers.is_empty() {
+        return;
+    }
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+            _ = stop.changed() => return,
+        }
+        if membership.joined() {
+            return;
+        }
+        for peer in &config.bootstrap_peers {
+            if let Ok((r, b)) = fetch_seeds(peer, &local, config.region.as_str()).await {
+                if !r.is_empty() || !b.is_empty() {
+                    info!(peer = %peer, region_seeds = r.len(), bridge_seeds = b.len(), "bootstrap peer answered late");
+                    membership.add_seeds(&r, &b).await;
+                }
+            }
+        }
+    }
+}
+
 /// Answers seed requests from the current membership view.
 pub struct ViewResponder {
     shared: Arc<NodeShared>,
@@ -83,9 +115,11 @@ impl ViewResponder {
     }
 }
 
-impl Responder for ViewResponder {
-    fn seeds(&self, region: &str) -> Result<Seeds, String> {
-        if !self.shared.ready() {
+impl ViewResponder {
+    /// Seeds of `region` and of the bridge cluster, once joined.
+    pub fn seeds(&self, region: &str) -> Result<Seeds, String> {
+        // Joined is enough: a node still syncing the chain knows the membership already.
+        if !*self.shared.joined.borrow() || self.shared.stopping.load(Ordering::SeqCst) {
             return Err("not joined yet; retry".into());
         }
         let view = self.shared.view.borrow().clone();

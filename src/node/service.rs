@@ -4,8 +4,9 @@
 use std::sync::Arc;
 
 use qnet_api::dto::{
-    AccountDto, BlockDto, FailoverDto, FailoverEventDto, HeadDto, LinkDto, LinkKind as LinkKindDto,
-    PeerDto, PeersDto, RegionDto, RegionsDto, StatusDto, TopologyDto, TxDto,
+    AccountDto, BlockDto, BlockTxs, FailoverDto, FailoverEventDto, HeadDto, LinkDto,
+    LinkKind as LinkKindDto, PeerDto, PeersDto, RegionDto, RegionsDto, StatusDto, TopologyDto,
+    TxDto, TxStatus,
 };
 use qnet_api::{ApiConfig, NodeService, ServiceError};
 use tokio::net::TcpListener;
@@ -13,7 +14,12 @@ use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 use tracing::warn;
 
+use super::chain::{self, TxLookup};
 use super::{monitors, NodeError, NodeShared};
+use crate::chain::block::Block;
+use crate::chain::tx::{Address, SignedTransfer};
+use crate::chain::Hash;
+use crate::identity::{from_hex, to_hex};
 use crate::topology::LinkKind;
 
 /// Failover events listed by the API.
@@ -58,7 +64,7 @@ impl NodeService for Service {
             chain_id: s.chain_id.clone(),
             peers_live: view.live_peers().count() as u64,
             head: self.head(),
-            syncing: false,
+            syncing: s.chain.syncing(),
             strategy: routing.strategy.as_str().to_string(),
             failover_active: failover,
             ready: s.ready(),
@@ -176,33 +182,71 @@ impl NodeService for Service {
     }
 
     fn head(&self) -> Option<HeadDto> {
-        None
+        Some(chain::head_dto(&self.shared.chain.head()))
     }
 
-    fn block_by_height(&self, _height: u64, _full: bool) -> Result<Option<BlockDto>, ServiceError> {
-        Ok(None)
+    fn block_by_height(&self, height: u64, full: bool) -> Result<Option<BlockDto>, ServiceError> {
+        let block = self
+            .shared
+            .chain
+            .block_by_height(height)
+            .map_err(internal)?;
+        Ok(block.map(|b| block_dto(&b, full)))
     }
 
-    fn block_by_hash(&self, _hash: &str, _full: bool) -> Result<Option<BlockDto>, ServiceError> {
-        Ok(None)
+    fn block_by_hash(&self, hash: &str, full: bool) -> Result<Option<BlockDto>, ServiceError> {
+        let hash = parse_hash(hash)?;
+        let block = self.shared.chain.block_by_hash(&hash).map_err(internal)?;
+        Ok(block.map(|b| block_dto(&b, full)))
     }
 
-    fn blocks(&self, _from: u64, _limit: u32) -> Result<Vec<BlockDto>, ServiceError> {
-        Ok(Vec::new())
+    fn blocks(&self, from: u64, limit: u32) -> Result<Vec<BlockDto>, ServiceError> {
+        let blocks = self
+            .shared
+            .chain
+            .blocks_from(from, limit as usize)
+            .map_err(internal)?;
+        Ok(blocks.iter().map(|b| block_dto(b, false)).collect())
     }
 
-    fn tx(&self, _hash: &str) -> Result<Option<TxDto>, ServiceError> {
-        Ok(None)
+    fn tx(&self, hash: &str) -> Result<Option<TxDto>, ServiceError> {
+        let hash = parse_hash(hash)?;
+        Ok(self
+            .shared
+            .chain
+            .tx(&hash)
+            .map_err(internal)?
+            .map(|found| match found {
+                TxLookup::Pending(tx) => tx_dto(&tx, TxStatus::Pending, None),
+                TxLookup::Included(tx, height) => tx_dto(&tx, TxStatus::Included, Some(height)),
+            }))
     }
 
-    fn submit_tx(&self, _raw: &[u8]) -> Result<String, ServiceError> {
-        Err(ServiceError::Unavailable(
-            "this node does not run a chain yet".into(),
-        ))
+    fn submit_tx(&self, raw: &[u8]) -> Result<String, ServiceError> {
+        let chain = &self.shared.chain;
+        let tx = SignedTransfer::decode(raw).map_err(|e| {
+            chain.count_rejected_tx("malformed");
+            ServiceError::InvalidParams(format!("not a signed transfer: {e}"))
+        })?;
+        chain
+            .submit_tx(tx, None)
+            .map(|hash| to_hex(&hash))
+            .map_err(|e| ServiceError::Rejected {
+                code: e.as_str().to_string(),
+                message: e.to_string(),
+            })
     }
 
-    fn account(&self, _address: &str) -> Result<Option<AccountDto>, ServiceError> {
-        Ok(None)
+    fn account(&self, address: &str) -> Result<Option<AccountDto>, ServiceError> {
+        let parsed = Address::parse(address)
+            .map_err(|e| ServiceError::InvalidParams(format!("address: {e}")))?;
+        let (account, pending_nonce) = self.shared.chain.account(&parsed).map_err(internal)?;
+        Ok(Some(AccountDto {
+            address: parsed.to_string(),
+            balance: account.balance,
+            nonce: account.nonce,
+            pending_nonce,
+        }))
     }
 
     fn subscribe_heads(&self) -> broadcast::Receiver<HeadDto> {
@@ -211,5 +255,55 @@ impl NodeService for Service {
 
     fn metrics_text(&self) -> String {
         self.shared.metrics.render()
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> ServiceError {
+    ServiceError::Internal(e.to_string())
+}
+
+fn parse_hash(hex: &str) -> Result<Hash, ServiceError> {
+    from_hex(hex)
+        .and_then(|b| Hash::try_from(b).ok())
+        .ok_or_else(|| ServiceError::InvalidParams("hash must be 64 hex characters".into()))
+}
+
+fn tx_dto(tx: &SignedTransfer, status: TxStatus, height: Option<u64>) -> TxDto {
+    let t = &tx.transfer;
+    TxDto {
+        hash: to_hex(&tx.hash()),
+        from: t.sender().to_string(),
+        to: t.to.to_string(),
+        amount: t.amount,
+        fee: t.fee,
+        nonce: t.nonce,
+        status,
+        height,
+    }
+}
+
+/// A block as the API shows it; `full` lists whole transactions instead of hashes.
+pub fn block_dto(b: &Block, full: bool) -> BlockDto {
+    let h = &b.header;
+    let height = h.height;
+    BlockDto {
+        height,
+        hash: to_hex(&b.hash()),
+        parent_hash: to_hex(&h.parent_hash),
+        slot: h.slot,
+        timestamp_ms: h.timestamp_ms,
+        producer: to_hex(&h.producer),
+        tx_root: to_hex(&h.tx_root),
+        tx_count: u64::from(h.tx_count),
+        txs: if full {
+            BlockTxs::Full(
+                b.txs
+                    .iter()
+                    .map(|tx| tx_dto(tx, TxStatus::Included, Some(height)))
+                    .collect(),
+            )
+        } else {
+            BlockTxs::Hashes(b.txs.iter().map(|tx| to_hex(&tx.hash())).collect())
+        },
     }
 }

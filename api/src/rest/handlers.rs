@@ -50,6 +50,7 @@ pub struct FullTxsQuery {
 #[into_params(parameter_in = Query)]
 pub struct BlocksQuery {
     /// First height (default 0).
+    #[param(maximum = 9223372036854775807_u64)]
     pub from: Option<u64>,
     /// Number of blocks, 1 to 100 (default 20).
     #[param(minimum = 1, maximum = 100)]
@@ -157,7 +158,8 @@ pub async fn latest_block(
 
 /// The block at a height of the best chain.
 #[utoipa::path(get, path = "/v1/blocks/{height}", tag = "chain",
-    params(("height" = u64, Path, description = "block height"), FullTxsQuery),
+    params(("height" = u64, Path, description = "block height", maximum = 9223372036854775807_u64),
+        FullTxsQuery),
     responses(
         (status = 200, description = "the block", body = BlockDto),
         (status = 400, description = "height is not an unsigned integer", body = ErrorBody),
@@ -170,6 +172,7 @@ pub async fn block_by_height(
     ApiPath(height): ApiPath<u64>,
     ApiQuery(q): ApiQuery<FullTxsQuery>,
 ) -> Result<Json<BlockDto>, RestError> {
+    params::check_height(height).map_err(RestError::invalid_params)?;
     let full = q.full_txs.unwrap_or(false);
     run(&state, move |s| s.block_by_height(height, full))
         .await??
@@ -196,13 +199,15 @@ pub async fn blocks(
     )
     .map_err(RestError::invalid_params)?;
     let from = q.from.unwrap_or(0);
+    params::check_height(from).map_err(RestError::invalid_params)?;
     let blocks = run(&state, move |s| s.blocks(from, limit)).await??;
     Ok(Json(BlocksDto { blocks }))
 }
 
 /// A block by hash.
 #[utoipa::path(get, path = "/v1/blocks/hash/{hash}", tag = "chain",
-    params(("hash" = String, Path, description = "block hash, 64 hex chars"), FullTxsQuery),
+    params(("hash" = String, Path, description = "block hash, 64 hex chars",
+        pattern = r"^[0-9a-fA-F]{64}$"), FullTxsQuery),
     responses(
         (status = 200, description = "the block", body = BlockDto),
         (status = 400, description = "malformed hash", body = ErrorBody),
@@ -225,7 +230,8 @@ pub async fn block_by_hash(
 
 /// A transaction by hash, pending or included.
 #[utoipa::path(get, path = "/v1/txs/{hash}", tag = "chain",
-    params(("hash" = String, Path, description = "transaction hash, 64 hex chars")),
+    params(("hash" = String, Path, description = "transaction hash, 64 hex chars",
+        pattern = r"^[0-9a-fA-F]{64}$")),
     responses(
         (status = 200, description = "the transaction", body = TxDto),
         (status = 400, description = "malformed hash", body = ErrorBody),
@@ -270,7 +276,9 @@ pub async fn submit_tx(
 
 /// Balance and nonces of an account.
 #[utoipa::path(get, path = "/v1/accounts/{address}", tag = "chain",
-    params(("address" = String, Path, description = "account address")),
+    params(("address" = String, Path,
+        description = "account address: `q` + 48 hex chars (20-byte address + 4-byte checksum)",
+        pattern = r"^q[0-9a-fA-F]{48}$")),
     responses(
         (status = 200, description = "the account", body = AccountDto),
         (status = 400, description = "malformed address", body = ErrorBody),
@@ -303,7 +311,7 @@ pub async fn metrics(State(state): State<AppState>) -> Result<Response, RestErro
 
 /// This OpenAPI document.
 #[utoipa::path(get, path = "/openapi.yaml", tag = "node",
-    responses((status = 200, description = "OpenAPI 3.1 document", body = String,
+    responses((status = 200, description = "OpenAPI 3.1 document", body = Object,
         content_type = "application/yaml")))]
 pub async fn openapi(State(state): State<AppState>) -> Response {
     (

@@ -36,6 +36,8 @@ pub struct RpcTransport {
     stop: StopHandle,
     ws_slots: Arc<Semaphore>,
     metrics: ApiMetrics,
+    max_body_bytes: usize,
+    method_names: Arc<Vec<String>>,
 }
 
 impl RpcTransport {
@@ -59,6 +61,8 @@ impl RpcTransport {
             .method_names()
             .map(str::to_string)
             .collect::<Vec<_>>();
+        let mut method_names = names.clone();
+        method_names.sort();
         let rpc_middleware = RpcServiceBuilder::new().layer(RpcMetricsLayer::new(
             metrics.clone(),
             names,
@@ -74,12 +78,25 @@ impl RpcTransport {
             stop,
             ws_slots: Arc::new(Semaphore::new(config.max_ws_connections as usize)),
             metrics,
+            max_body_bytes: config.max_body_bytes as usize,
+            method_names: Arc::new(method_names),
         }
     }
 
     async fn handle(&self, request: Request) -> Response {
         let upgrade = ws::is_upgrade_request(&request);
+        let request = if upgrade {
+            request
+        } else {
+            match self.screen_http(request).await {
+                Ok(request) => request,
+                Err(response) => return response,
+            }
+        };
         if !upgrade {
+            if request.method() == Method::GET || request.method() == Method::HEAD {
+                return self.describe();
+            }
             if request.method() != Method::POST {
                 return rpc_error(
                     StatusCode::METHOD_NOT_ALLOWED,
@@ -138,6 +155,57 @@ impl RpcTransport {
     }
 }
 
+impl RpcTransport {
+    /// What a plain `GET /` (a person with curl) gets: how to talk to this endpoint.
+    fn describe(&self) -> Response {
+        let body = serde_json::json!({
+            "service": "qnet-node JSON-RPC 2.0",
+            "http": "POST / with Content-Type: application/json",
+            "websocket": "upgrade GET / to a WebSocket for chain_subscribeNewHeads",
+            "docs": "/openapi.yaml",
+            "methods": *self.method_names,
+        });
+        (StatusCode::OK, Json(body)).into_response()
+    }
+
+    /// Checks method, content type and body of an HTTP call before jsonrpsee sees it: JSON that
+    /// is neither a request object nor a batch array is an invalid request (-32600, HTTP 200 as
+    /// JSON-RPC 2.0 says), not a parse error.
+    async fn screen_http(&self, request: Request) -> Result<Request, Response> {
+        if request.method() != Method::POST || !content_type_is_json(&request) {
+            return Ok(request);
+        }
+        let (parts, body) = request.into_parts();
+        let bytes = axum::body::to_bytes(body, self.max_body_bytes)
+            .await
+            .map_err(|_| {
+                rpc_error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    codes::OVERSIZED_REQUEST,
+                    &format!("request body larger than {} bytes", self.max_body_bytes),
+                )
+            })?;
+        if !is_request_shape(&bytes)
+            && serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_ok()
+        {
+            return Err(rpc_error(
+                StatusCode::OK,
+                codes::INVALID_REQUEST,
+                "invalid request: expected a request object or a batch array",
+            ));
+        }
+        Ok(Request::from_parts(parts, Body::from(bytes)))
+    }
+}
+
+/// Whether a body starts like a request object or a batch array.
+fn is_request_shape(body: &[u8]) -> bool {
+    matches!(
+        body.iter().find(|b| !b.is_ascii_whitespace()),
+        Some(b'{') | Some(b'[')
+    )
+}
+
 /// A JSON-RPC error object with a null id, for failures before any request is parsed.
 fn rpc_error(status: StatusCode, code: i32, message: &str) -> Response {
     let body = serde_json::json!({
@@ -150,10 +218,12 @@ fn rpc_error(status: StatusCode, code: i32, message: &str) -> Response {
 
 /// JSON-RPC 2.0 over HTTP: a request object or a batch array (see `api/RPC.md`).
 #[utoipa::path(post, path = "/", tag = "json-rpc",
-    request_body(content = Object, content_type = "application/json",
-        description = "JSON-RPC 2.0 request or batch (at most 50 calls); see api/RPC.md"),
+    request_body(content = serde_json::Value, content_type = "application/json",
+        description = "any JSON: a JSON-RPC 2.0 request or batch (at most 50 calls) is answered, \
+            anything else gets a JSON-RPC error; see api/RPC.md. The same path also accepts \
+            WebSocket upgrades (GET) for subscriptions."),
     responses(
-        (status = 200, description = "JSON-RPC response or batch of responses; errors are inside", body = Object),
+        (status = 200, description = "JSON-RPC response or batch of responses; errors are inside", body = serde_json::Value),
         (status = 400, description = "body is not JSON (error -32700)", body = Object),
         (status = 413, description = "body larger than the limit (error -32007)", body = Object),
         (status = 415, description = "content type is not application/json", body = Object),
@@ -163,13 +233,30 @@ pub async fn rpc_http(State(rpc): State<RpcTransport>, request: Request) -> Resp
     rpc.handle(request).await
 }
 
-/// JSON-RPC 2.0 over WebSocket (needed for `chain_subscribeNewHeads`).
+/// JSON-RPC 2.0 over WebSocket (needed for `chain_subscribeNewHeads`); a plain GET describes
+/// the endpoint.
 #[utoipa::path(get, path = "/", tag = "json-rpc",
     responses(
         (status = 101, description = "switched to WebSocket; then JSON-RPC messages"),
-        (status = 405, description = "not a WebSocket upgrade", body = Object),
+        (status = 200, description = "not a WebSocket upgrade: how to use this endpoint \
+            (`service`, `http`, `websocket`, `docs`, `methods`)", body = Object),
         (status = 429, description = "too many WebSocket connections (error -32009)", body = Object),
     ))]
 pub async fn rpc_ws(State(rpc): State<RpcTransport>, request: Request) -> Response {
     rpc.handle(request).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_request_shape;
+
+    #[test]
+    fn only_objects_and_arrays_look_like_requests() {
+        assert!(is_request_shape(b"  {\"jsonrpc\":\"2.0\"}"));
+        assert!(is_request_shape(b"\n[1]"));
+        assert!(!is_request_shape(b"-1.5"));
+        assert!(!is_request_shape(b"\"x\""));
+        assert!(!is_request_shape(b"null"));
+        assert!(!is_request_shape(b""));
+    }
 }
