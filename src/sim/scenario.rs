@@ -371,12 +371,14 @@ async fn cold_start(ctx: &mut Ctx) -> Result<(), SimError> {
 
 async fn steady_state(ctx: &mut Ctx) -> Result<(), SimError> {
     // let the strategy settle and bridges finish joining before measuring
-    ctx.run_for(ctx.cfg.membership.strategy_settle_time + Duration::from_secs(5))
+    let gossip = ctx.cfg.membership.gossip_interval;
+    ctx.run_for(ctx.cfg.membership.strategy_settle_time + gossip * 3)
         .await;
     ctx.phase("steady state, idle chain");
     let idle = steady_window(ctx, "idle chain").await;
     ctx.heads = true;
-    ctx.run_for(Duration::from_secs(5)).await;
+    // a few rounds so every member's head key exists before the window opens
+    ctx.run_for(gossip * 3).await;
     ctx.phase("steady state, head announced every 1 s slot");
     let heads = steady_window(ctx, "head every 1 s").await;
     ctx.heads = false;
