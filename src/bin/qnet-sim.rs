@@ -53,6 +53,12 @@ struct Args {
     /// Duration of each loss phase.
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
     loss_phase: Duration,
+    /// How often the simulator reads every node's view and runs its monitor checks.
+    #[arg(long, default_value = "100ms", value_parser = humantime::parse_duration)]
+    sample: Duration,
+    /// Give up waiting for convergence (cold start, heal) after this much simulated time.
+    #[arg(long, default_value = "180s", value_parser = humantime::parse_duration)]
+    converge_limit: Duration,
 }
 
 fn main() -> ExitCode {
@@ -70,6 +76,12 @@ fn main() -> ExitCode {
     cfg.steady = args.steady;
     cfg.loss_phase = args.loss_phase;
     cfg.short = args.scenario == Scenario::Short;
+    if args.sample.is_zero() {
+        eprintln!("error: --sample must be greater than zero");
+        return ExitCode::FAILURE;
+    }
+    cfg.sample = args.sample;
+    cfg.converge_limit = args.converge_limit;
     let mut failed = 0;
     if args.scenario != Scenario::Flat {
         match run_two_level(cfg.clone()) {
@@ -83,7 +95,7 @@ fn main() -> ExitCode {
     if matches!(args.scenario, Scenario::All | Scenario::Flat) {
         let mut flat = cfg.clone();
         flat.nodes = args.flat_nodes.unwrap_or(args.nodes);
-        flat.converge_limit = Duration::from_secs(120);
+        flat.converge_limit = args.converge_limit.min(Duration::from_secs(120));
         if let Err(e) = run_flat(&flat) {
             eprintln!("error: {e}");
             return ExitCode::FAILURE;

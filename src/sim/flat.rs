@@ -2,7 +2,6 @@
 //! interval, failure detector and member keys as the two-level membership, over the same
 //! simulated network, so the traffic and convergence can be compared side by side.
 
-use std::collections::HashSet;
 use std::time::Duration;
 
 use chitchat::{spawn_chitchat, ChitchatConfig, ChitchatHandle, ChitchatId, FailureDetectorConfig};
@@ -75,8 +74,8 @@ pub async fn run(cfg: &SimConfig) -> Result<FlatOutcome, SimError> {
             if first[k].is_some() {
                 continue;
             }
-            let live: HashSet<ChitchatId> = c.lock().await.live_nodes().cloned().collect();
-            if live.len() >= n {
+            let live = c.lock().await.live_nodes().count();
+            if live >= n {
                 first[k] = Some(started.elapsed().as_millis() as f64);
             }
         }
@@ -98,6 +97,7 @@ pub async fn run(cfg: &SimConfig) -> Result<FlatOutcome, SimError> {
             "sent_B/s_per_node",
             "msgs/s_per_node",
             "largest_datagram_B",
+            "largest_syn_B",
             "oversized_sends",
             "crashed_servers",
         ],
@@ -113,6 +113,7 @@ pub async fn run(cfg: &SimConfig) -> Result<FlatOutcome, SimError> {
         format!("{:.0}", window.total_bytes() as f64 / secs / n.max(1) as f64),
         format!("{:.1}", msgs as f64 / secs / n.max(1) as f64),
         window.largest.to_string(),
+        window.largest_syn.to_string(),
         window.oversized.to_string(),
         dead_servers.to_string(),
     ]);

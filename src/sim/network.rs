@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use chitchat::transport::{ChannelTransport, RecvOutcome, SendOutcome, Socket, Transport};
-use chitchat::ChitchatEnvelope;
+use chitchat::{ChitchatEnvelope, ChitchatMessage};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tokio::time::{Duration, Instant};
@@ -36,6 +36,8 @@ pub struct Traffic {
     pub oversized: u64,
     /// Largest datagram sent, in bytes.
     pub largest: usize,
+    /// Largest SYN datagram (cluster id and the digest of every member the sender knows).
+    pub largest_syn: usize,
 }
 
 impl Traffic {
@@ -79,6 +81,7 @@ impl Traffic {
             dropped: self.dropped.saturating_sub(earlier.dropped),
             oversized: self.oversized.saturating_sub(earlier.oversized),
             largest: self.largest,
+            largest_syn: self.largest_syn,
         }
     }
 }
@@ -212,6 +215,9 @@ impl SimNet {
             *v += 1;
         }
         s.traffic.largest = s.traffic.largest.max(bytes);
+        if matches!(outcome.envelope.message, ChitchatMessage::Syn { .. }) {
+            s.traffic.largest_syn = s.traffic.largest_syn.max(bytes);
+        }
         let cut = src != dst && (s.cut.contains(&src) || s.cut.contains(&dst));
         let down = s.down.contains(&outcome.from_addr.ip()) || s.down.contains(&to.ip());
         let loss = s.loss;

@@ -28,8 +28,6 @@ use crate::topology::Strategy;
 
 /// Simulated wall clock at the start (ms since epoch).
 pub const START_MS: u64 = 1_700_000_000_000;
-/// How often the simulator samples every node's view.
-const SAMPLE: Duration = Duration::from_millis(100);
 
 /// Settings of a run.
 #[derive(Debug, Clone)]
@@ -62,6 +60,8 @@ pub struct SimConfig {
     pub converge_limit: Duration,
     /// Run only the cold start and steady state (large sizes).
     pub short: bool,
+    /// How often the simulator reads every node's view (and runs its monitor checks).
+    pub sample: Duration,
 }
 
 impl SimConfig {
@@ -82,6 +82,7 @@ impl SimConfig {
             loss_phase: Duration::from_secs(60),
             converge_limit: Duration::from_secs(180),
             short: false,
+            sample: Duration::from_millis(100),
         }
     }
 }
@@ -178,7 +179,7 @@ impl Ctx {
 
     /// Advances simulated time by one sample and feeds every live node's view to its watch.
     async fn sample(&mut self) {
-        tokio::time::sleep(SAMPLE).await;
+        tokio::time::sleep(self.cfg.sample).await;
         let now = self.now();
         for (node, watch) in self.fleet.nodes.iter().zip(self.watches.iter_mut()) {
             if node.crashed || !node.membership.joined() {
@@ -219,7 +220,8 @@ impl Ctx {
     }
 
     /// Samples until `done(node index)` holds for every node in `who`, or `limit`; returns the
-    /// first time (ms after `since`) each node satisfied it.
+    /// first time (ms after `since`) each node satisfied it: the time its membership built
+    /// the view that satisfied it, so the figure does not depend on the sampling period.
     async fn until_all(
         &mut self,
         who: &[usize],
@@ -229,11 +231,18 @@ impl Ctx {
     ) -> Vec<Option<f64>> {
         let mut first: Vec<Option<f64>> = vec![None; who.len()];
         let end = since + limit.as_millis() as u64;
+        let mut report_at = since + 10_000;
         loop {
             let now = self.now();
+            if now >= report_at {
+                report_at += 10_000;
+                let done = first.iter().flatten().count();
+                println!("  {:>7.1}s sim: {done}/{} nodes done", self.secs(now), who.len());
+            }
             for (k, &i) in who.iter().enumerate() {
                 if first[k].is_none() && done(&self.fleet, i) {
-                    first[k] = Some(now.saturating_sub(since) as f64);
+                    let built = self.fleet.nodes[i].view().at_ms.clamp(since, now);
+                    first[k] = Some(built.saturating_sub(since) as f64);
                 }
             }
             if first.iter().all(Option::is_some) || now >= end {
@@ -459,7 +468,7 @@ async fn steady_window(ctx: &mut Ctx, label: &str) -> Table {
         format!("network, {label}"),
         ctx.fleet.nodes.len().to_string(),
         format!("cross-region share {:.2}%", cross as f64 / total.max(1) as f64 * 100.0),
-        format!("largest datagram {} B", net.largest),
+        format!("largest datagram {} B, largest SYN {} B", net.largest, net.largest_syn),
         format!("oversized sends {}", net.oversized),
         String::new(),
         format!("{:.0}", total as f64 / secs / ctx.fleet.nodes.len().max(1) as f64),
