@@ -2,11 +2,12 @@
 //! a given number of members (issue 7, target: ≤ 150 MB RSS with a 1,000-member region).
 //!
 //! It starts the real node binary as the first node of a fresh network on 127.0.0.1, then
-//! `--members` lightweight members in this process: each a real chitchat instance on its own
-//! UDP port of 127.0.0.1, in the node's regional cluster, with a valid signed member card, so
-//! the node admits and tracks them exactly as it would real nodes. When the node's status
-//! reports them all live, it samples `VmRSS` of the node process from `/proc/<pid>/status`
-//! for `--measure`, prints the figures and stops the node.
+//! `--members` lightweight members in this process: each a real chitchat instance with its
+//! own loopback address (127.0.x.y), in the node's regional cluster, with a valid signed
+//! member card, so the node admits and tracks them exactly as it would real nodes. When the
+//! node's `qnet_members` metric counts them all (live or dead), it samples `VmRSS` of the
+//! node process from `/proc/<pid>/status` for `--measure`, prints the figures (with how many
+//! members were live) and stops the node.
 //!
 //! `cargo build --release --bin qnet-node --bin qnet-rss && target/release/qnet-rss --members 999`
 
@@ -143,11 +144,12 @@ fn run(args: &Args) -> anyhow::Result<()> {
             anyhow::bail!("node exited while members joined");
         }
         if joined.elapsed() > args.converge_limit {
-            anyhow::bail!(
-                "node knew only {} of {want} members after {:?}",
+            println!(
+                "node knows only {} of {want} members after {:?}; measuring anyway",
                 live + dead,
                 args.converge_limit
             );
+            break;
         }
         std::thread::sleep(Duration::from_secs(1));
     }
@@ -246,8 +248,11 @@ async fn start_members(
             gossip_interval: args.member_gossip_interval,
             listen_addr: addr,
             seed_nodes: vec![node_addr.to_string()],
+            // the members stand in for other nodes; their own failure detection does not
+            // matter, so a small sampling window keeps 999 of them in little memory
             failure_detector_config: FailureDetectorConfig {
                 initial_interval: args.member_gossip_interval,
+                sampling_window_size: 10,
                 ..FailureDetectorConfig::default()
             },
             marked_for_deletion_grace_period: Duration::from_secs(300),
