@@ -47,7 +47,14 @@ fn hundred_nodes_in_six_regions_behave_correctly() {
     ] {
         assert!(names.contains(&expected), "check {expected:?} did not run");
     }
-    for file in ["cold_start.csv", "steady_state.csv", "propagation.csv", "regions.csv", "loss.csv", "traffic.svg"] {
+    for file in [
+        "cold_start.csv",
+        "steady_state.csv",
+        "propagation.csv",
+        "regions.csv",
+        "loss.csv",
+        "traffic.svg",
+    ] {
         assert!(dir.path().join(file).exists(), "{file} not written");
     }
 }

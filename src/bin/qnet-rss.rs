@@ -100,7 +100,13 @@ fn run(args: &Args) -> anyhow::Result<()> {
     };
     let node_addr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, args.node_port));
     let rpc_addr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, args.rpc_port));
-    let mut node = start_node(&node_bin, &region, node_addr, rpc_addr, args.gossip_interval)?;
+    let mut node = start_node(
+        &node_bin,
+        &region,
+        node_addr,
+        rpc_addr,
+        args.gossip_interval,
+    )?;
     let pid = node.child.id();
     println!("node pid {pid} on {node_addr}, rpc {rpc_addr}");
     let started = Instant::now();

@@ -43,7 +43,11 @@ pub async fn run(cfg: &SimConfig) -> Result<FlatOutcome, SimError> {
             cluster_id: format!("{SIM_CHAIN_ID}/flat"),
             gossip_interval: interval,
             listen_addr: p.addr,
-            seed_nodes: seeds.iter().filter(|s| **s != p.addr.to_string()).cloned().collect(),
+            seed_nodes: seeds
+                .iter()
+                .filter(|s| **s != p.addr.to_string())
+                .cloned()
+                .collect(),
             failure_detector_config: FailureDetectorConfig {
                 phi_threshold: PHI_THRESHOLD,
                 initial_interval: interval,
@@ -110,7 +114,10 @@ pub async fn run(cfg: &SimConfig) -> Result<FlatOutcome, SimError> {
         ms(percentile(&done, 50.0)),
         ms(percentile(&done, 99.0)),
         ms(percentile(&done, 100.0)),
-        format!("{:.0}", window.total_bytes() as f64 / secs / n.max(1) as f64),
+        format!(
+            "{:.0}",
+            window.total_bytes() as f64 / secs / n.max(1) as f64
+        ),
         format!("{:.1}", msgs as f64 / secs / n.max(1) as f64),
         window.largest.to_string(),
         window.largest_syn.to_string(),

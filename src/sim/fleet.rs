@@ -85,7 +85,12 @@ pub fn node_addr(region: usize, i: usize) -> SocketAddr {
 
 /// Plans `nodes` nodes spread round-robin over `regions` (names given), about one in
 /// `super_every` a super node (at least the first of each region), with deterministic keys.
-pub fn plan_nodes(nodes: usize, regions: &[Region], super_every: usize, seed: u64) -> Vec<NodePlan> {
+pub fn plan_nodes(
+    nodes: usize,
+    regions: &[Region],
+    super_every: usize,
+    seed: u64,
+) -> Vec<NodePlan> {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut per_region = vec![0usize; regions.len().max(1)];
     (0..nodes)
@@ -164,8 +169,12 @@ impl SimNode {
 
     /// Sent (bytes, messages) per cluster: `[regional, bridge]`.
     pub fn sent(&self) -> [(u64, u64); 2] {
-        [CLUSTER_REGIONAL, CLUSTER_BRIDGE]
-            .map(|c| (self.gossip_bytes(c, "sent"), self.gossip_messages(c, "sent")))
+        [CLUSTER_REGIONAL, CLUSTER_BRIDGE].map(|c| {
+            (
+                self.gossip_bytes(c, "sent"),
+                self.gossip_messages(c, "sent"),
+            )
+        })
     }
 }
 

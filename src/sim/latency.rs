@@ -10,10 +10,10 @@ pub const REGION_NAMES: [&str; 6] = ["eu", "na", "asia", "sa", "africa", "oceani
 /// datacentres: Frankfurt, Virginia, Singapore, São Paulo, Johannesburg, Sydney).
 const ONE_WAY_MS: [[u32; 6]; 6] = [
     // eu  na  asia  sa  africa oceania
-    [10, 40, 80, 95, 80, 145],  // eu
-    [40, 10, 90, 60, 115, 100], // na
-    [80, 90, 10, 165, 125, 48], // asia
-    [95, 60, 165, 10, 170, 155], // sa
+    [10, 40, 80, 95, 80, 145],    // eu
+    [40, 10, 90, 60, 115, 100],   // na
+    [80, 90, 10, 165, 125, 48],   // asia
+    [95, 60, 165, 10, 170, 155],  // sa
     [80, 115, 125, 170, 10, 135], // africa
     [145, 100, 48, 155, 135, 10], // oceania
 ];

@@ -205,7 +205,11 @@ impl SimNet {
     /// Accounts a datagram arriving at `to`; returns when to deliver it, `None` to drop it.
     fn arrive(&self, outcome: &RecvOutcome, to: SocketAddr) -> Option<(Instant, u64)> {
         let mut s = lock(&self.state);
-        let src = s.region_of.get(&outcome.from_addr.ip()).copied().unwrap_or(0);
+        let src = s
+            .region_of
+            .get(&outcome.from_addr.ip())
+            .copied()
+            .unwrap_or(0);
         let dst = s.region_of.get(&to.ip()).copied().unwrap_or(0);
         let bytes = outcome.num_bytes_received;
         if let Some(v) = s.traffic.bytes.get_mut(src).and_then(|r| r.get_mut(dst)) {
@@ -228,7 +232,10 @@ impl SimNet {
         }
         let delay_ms = self.latency.sample_ms(src, dst, &mut s.rng);
         s.seq += 1;
-        Some((Instant::now() + Duration::from_secs_f64(delay_ms / 1000.0), s.seq))
+        Some((
+            Instant::now() + Duration::from_secs_f64(delay_ms / 1000.0),
+            s.seq,
+        ))
     }
 }
 

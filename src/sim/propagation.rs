@@ -84,7 +84,11 @@ pub fn propagate(
             }
             let dst_region = graph.region.get(peer).copied().unwrap_or(0);
             let delay = latency.sample_ms(src_region, dst_region, rng) + processing_ms;
-            queue.push(Reverse(((at_us as f64 + delay * 1000.0) as u64, peer, node)));
+            queue.push(Reverse((
+                (at_us as f64 + delay * 1000.0) as u64,
+                peer,
+                node,
+            )));
         }
     }
     Spread {

@@ -97,7 +97,9 @@ pub struct Series {
     pub points: Vec<(f64, f64)>,
 }
 
-const COLOURS: [&str; 6] = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"];
+const COLOURS: [&str; 6] = [
+    "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b",
+];
 
 /// A line plot of `series` as a standalone SVG document.
 pub fn svg_plot(title: &str, x_label: &str, y_label: &str, series: &[Series]) -> String {

@@ -163,7 +163,10 @@ impl Ctx {
     }
 
     fn check(&mut self, name: &str, passed: bool, detail: String) {
-        println!("check {}: {name} ({detail})", if passed { "ok" } else { "FAILED" });
+        println!(
+            "check {}: {name} ({detail})",
+            if passed { "ok" } else { "FAILED" }
+        );
         self.outcome.checks.push(Check {
             name: name.into(),
             passed,
@@ -237,7 +240,11 @@ impl Ctx {
             if now >= report_at {
                 report_at += 10_000;
                 let done = first.iter().flatten().count();
-                println!("  {:>7.1}s sim: {done}/{} nodes done", self.secs(now), who.len());
+                println!(
+                    "  {:>7.1}s sim: {done}/{} nodes done",
+                    self.secs(now),
+                    who.len()
+                );
             }
             for (k, &i) in who.iter().enumerate() {
                 if first[k].is_none() && done(&self.fleet, i) {
@@ -333,7 +340,8 @@ fn converged(fleet: &Fleet, i: usize) -> bool {
     let node = &fleet.nodes[i];
     let view = node.view();
     let all_regions = fleet.regions.len();
-    let regions_live = view.regions.len() == all_regions && view.regions.values().all(|r| r.live > 0);
+    let regions_live =
+        view.regions.len() == all_regions && view.regions.values().all(|r| r.live > 0);
     let own_live = view.members.iter().filter(|m| m.live).count();
     regions_live && own_live == fleet.live_region_size(node.plan.region)
 }
@@ -345,10 +353,17 @@ async fn cold_start(ctx: &mut Ctx) -> Result<(), SimError> {
     let t0 = ctx.t0;
     let times = ctx.until_all(&who, t0, limit, converged).await;
     let mut table = Table::new(
-        &format!("cold start: {} nodes, {} regions", who.len(), ctx.fleet.regions.len()),
+        &format!(
+            "cold start: {} nodes, {} regions",
+            who.len(),
+            ctx.fleet.regions.len()
+        ),
         &TIMING_HEADER,
     );
-    table.row(timing_row("sees every region live and all own-region members", &times));
+    table.row(timing_row(
+        "sees every region live and all own-region members",
+        &times,
+    ));
     let done = times.iter().flatten().count();
     ctx.check(
         "cold start: every node converges",
@@ -467,11 +482,20 @@ async fn steady_window(ctx: &mut Ctx, label: &str) -> Table {
     table.row(vec![
         format!("network, {label}"),
         ctx.fleet.nodes.len().to_string(),
-        format!("cross-region share {:.2}%", cross as f64 / total.max(1) as f64 * 100.0),
-        format!("largest datagram {} B, largest SYN {} B", net.largest, net.largest_syn),
+        format!(
+            "cross-region share {:.2}%",
+            cross as f64 / total.max(1) as f64 * 100.0
+        ),
+        format!(
+            "largest datagram {} B, largest SYN {} B",
+            net.largest, net.largest_syn
+        ),
         format!("oversized sends {}", net.oversized),
         String::new(),
-        format!("{:.0}", total as f64 / secs / ctx.fleet.nodes.len().max(1) as f64),
+        format!(
+            "{:.0}",
+            total as f64 / secs / ctx.fleet.nodes.len().max(1) as f64
+        ),
         String::new(),
         String::new(),
     ]);
@@ -491,9 +515,11 @@ fn link_graph(ctx: &Ctx, strategy: Strategy) -> LinkGraph {
             watch.links(&node.view(), Some(strategy))
         };
         let ids: Vec<&NodeId> = links.in_region.iter().chain(&links.cross_region).collect();
-        graph
-            .links
-            .push(ids.into_iter().filter_map(|id| fleet.by_id.get(id).copied()).collect());
+        graph.links.push(
+            ids.into_iter()
+                .filter_map(|id| fleet.by_id.get(id).copied())
+                .collect(),
+        );
     }
     graph
 }
@@ -536,12 +562,19 @@ fn propagation(ctx: &mut Ctx) -> Result<(), SimError> {
                 alive.clone()
             };
             targets_n = targets.len();
-            let spread = propagate(&graph, origin, &ctx.latency, ctx.cfg.processing_ms, &mut ctx.rng);
+            let spread = propagate(
+                &graph,
+                origin,
+                &ctx.latency,
+                ctx.cfg.processing_ms,
+                &mut ctx.rng,
+            );
             t50.extend(spread.time_to(0.5, &targets));
             t99.extend(spread.time_to(0.99, &targets));
             t100.extend(spread.time_to(1.0, &targets));
             msgs.push(spread.messages as f64 / targets.len().max(1) as f64);
-            min_reached = min_reached.min(spread.reached(&targets) as f64 / targets.len().max(1) as f64);
+            min_reached =
+                min_reached.min(spread.reached(&targets) as f64 / targets.len().max(1) as f64);
         }
         let name = if in_force.contains(strategy) {
             format!("{strategy} (in force)")
@@ -591,7 +624,10 @@ async fn crash(ctx: &mut Ctx) -> Result<(), SimError> {
                 .all(|m| m.node_id != victim_id || !m.live)
         })
         .await;
-    let mut table = Table::new("one node crash: detection across its region", &TIMING_HEADER);
+    let mut table = Table::new(
+        "one node crash: detection across its region",
+        &TIMING_HEADER,
+    );
     table.row(timing_row("crashed member seen dead", &times));
     let done = times.iter().flatten().count();
     ctx.check(
@@ -611,7 +647,13 @@ fn sees_missing(fleet: &Fleet, i: usize, regions: &[Region], missing: bool) -> b
     })
 }
 
-fn first_event_after(ctx: &Ctx, i: usize, kind: EventKind, since: u64, region: Option<&Region>) -> Option<f64> {
+fn first_event_after(
+    ctx: &Ctx,
+    i: usize,
+    kind: EventKind,
+    since: u64,
+    region: Option<&Region>,
+) -> Option<f64> {
     ctx.watches[i]
         .events_since(kind, since)
         .into_iter()
@@ -625,7 +667,10 @@ async fn region_cuts(ctx: &mut Ctx) -> Result<(), SimError> {
         return Ok(());
     }
     let interval = ctx.cfg.failover_interval;
-    let mut table = Table::new("region cut-offs (times from the cut or heal)", &TIMING_HEADER);
+    let mut table = Table::new(
+        "region cut-offs (times from the cut or heal)",
+        &TIMING_HEADER,
+    );
 
     // one region cut off
     let one = [1usize];
@@ -643,7 +688,10 @@ async fn region_cuts(ctx: &mut Ctx) -> Result<(), SimError> {
         })
         .await;
     ctx.run_for(interval * 2 + Duration::from_secs(2)).await;
-    table.row(timing_row("1 cut: survivors' view shows the region missing", &seen));
+    table.row(timing_row(
+        "1 cut: survivors' view shows the region missing",
+        &seen,
+    ));
     let lost: Vec<Option<f64>> = survivors
         .iter()
         .map(|&i| first_event_after(ctx, i, EventKind::RegionLost, cut_at, one_names.first()))
@@ -651,12 +699,20 @@ async fn region_cuts(ctx: &mut Ctx) -> Result<(), SimError> {
     table.row(timing_row("1 cut: region_lost event on survivors", &lost));
     let activated = survivors
         .iter()
-        .filter(|&&i| !ctx.watches[i].events_since(EventKind::Activated, cut_at).is_empty())
+        .filter(|&&i| {
+            !ctx.watches[i]
+                .events_since(EventKind::Activated, cut_at)
+                .is_empty()
+        })
         .count();
     let inside = ctx.in_regions(&one, true);
     let inside_activated = inside
         .iter()
-        .filter(|&&i| !ctx.watches[i].events_since(EventKind::Activated, cut_at).is_empty())
+        .filter(|&&i| {
+            !ctx.watches[i]
+                .events_since(EventKind::Activated, cut_at)
+                .is_empty()
+        })
         .count();
     let lost_n = lost.iter().flatten().count();
     ctx.check(
@@ -686,13 +742,19 @@ async fn region_cuts(ctx: &mut Ctx) -> Result<(), SimError> {
             sees_missing(f, i, &names, false) && converged(f, i)
         })
         .await;
-    table.row(timing_row("1 heal: every node sees all regions live again", &back));
+    table.row(timing_row(
+        "1 heal: every node sees all regions live again",
+        &back,
+    ));
     ctx.run_for(interval * 2 + Duration::from_secs(2)).await;
     let restored: Vec<Option<f64>> = inside
         .iter()
         .map(|&i| first_event_after(ctx, i, EventKind::Deactivated, healed_at, None))
         .collect();
-    table.row(timing_row("1 heal: failover deactivated inside the cut region", &restored));
+    table.row(timing_row(
+        "1 heal: failover deactivated inside the cut region",
+        &restored,
+    ));
 
     // two regions cut off
     let two = [1usize, 2usize];
@@ -709,13 +771,19 @@ async fn region_cuts(ctx: &mut Ctx) -> Result<(), SimError> {
             sees_missing(f, i, &names, true)
         })
         .await;
-    table.row(timing_row("2 cut: survivors' view shows both missing", &seen));
+    table.row(timing_row(
+        "2 cut: survivors' view shows both missing",
+        &seen,
+    ));
     ctx.run_for(interval * 2 + Duration::from_secs(2)).await;
     let activation: Vec<Option<f64>> = survivors
         .iter()
         .map(|&i| first_event_after(ctx, i, EventKind::Activated, cut_at, None))
         .collect();
-    table.row(timing_row("2 cut: failover activated on survivors", &activation));
+    table.row(timing_row(
+        "2 cut: failover activated on survivors",
+        &activation,
+    ));
     ctx.phase("heal two regions");
     for r in two {
         ctx.fleet.net.set_cut(r, false);
@@ -728,16 +796,27 @@ async fn region_cuts(ctx: &mut Ctx) -> Result<(), SimError> {
             sees_missing(f, i, &names, false) && converged(f, i)
         })
         .await;
-    table.row(timing_row("2 heal: every node sees all regions live again", &back));
+    table.row(timing_row(
+        "2 heal: every node sees all regions live again",
+        &back,
+    ));
     ctx.run_for(interval * 3 + Duration::from_secs(2)).await;
     let restore: Vec<Option<f64>> = survivors
         .iter()
         .map(|&i| first_event_after(ctx, i, EventKind::Deactivated, healed_at, None))
         .collect();
-    table.row(timing_row("2 heal: failover deactivated on survivors", &restore));
+    table.row(timing_row(
+        "2 heal: failover deactivated on survivors",
+        &restore,
+    ));
     let once = survivors
         .iter()
-        .filter(|&&i| ctx.watches[i].events_since(EventKind::Activated, cut_at).len() == 1)
+        .filter(|&&i| {
+            ctx.watches[i]
+                .events_since(EventKind::Activated, cut_at)
+                .len()
+                == 1
+        })
         .count();
     ctx.check(
         "2 regions cut: failover activated exactly once on every surviving node",
@@ -750,7 +829,11 @@ async fn region_cuts(ctx: &mut Ctx) -> Result<(), SimError> {
         restored_n == survivors.len(),
         format!("{restored_n}/{}", survivors.len()),
     );
-    let still = ctx.alive().iter().filter(|&&i| ctx.watches[i].failover_active()).count();
+    let still = ctx
+        .alive()
+        .iter()
+        .filter(|&&i| ctx.watches[i].failover_active())
+        .count();
     ctx.check(
         "after healing: failover inactive everywhere",
         still == 0,
@@ -762,7 +845,14 @@ async fn region_cuts(ctx: &mut Ctx) -> Result<(), SimError> {
 async fn loss(ctx: &mut Ctx) -> Result<(), SimError> {
     let mut table = Table::new(
         "loss: false deaths and false failovers",
-        &["loss", "seconds", "false_dead_pairs", "false_dead_members", "false_missing_regions", "failover_activations"],
+        &[
+            "loss",
+            "seconds",
+            "false_dead_pairs",
+            "false_dead_members",
+            "false_missing_regions",
+            "failover_activations",
+        ],
     );
     for loss in [0.05, 0.20] {
         ctx.phase(&format!("loss {:.0}%", loss * 100.0));
@@ -782,7 +872,11 @@ async fn loss(ctx: &mut Ctx) -> Result<(), SimError> {
             ctx.sample().await;
             for i in ctx.alive() {
                 let view = ctx.fleet.nodes[i].view();
-                for m in view.members.iter().filter(|m| !m.live && !crashed.contains(&m.node_id)) {
+                for m in view
+                    .members
+                    .iter()
+                    .filter(|m| !m.live && !crashed.contains(&m.node_id))
+                {
                     pairs.insert((i, m.node_id.clone()));
                 }
                 for r in view.regions.values().filter(|r| r.live == 0) {
@@ -794,7 +888,11 @@ async fn loss(ctx: &mut Ctx) -> Result<(), SimError> {
         let activations: usize = ctx
             .alive()
             .iter()
-            .map(|&i| ctx.watches[i].events_since(EventKind::Activated, since).len())
+            .map(|&i| {
+                ctx.watches[i]
+                    .events_since(EventKind::Activated, since)
+                    .len()
+            })
             .sum();
         table.row(vec![
             format!("{:.0}%", loss * 100.0),
@@ -808,7 +906,11 @@ async fn loss(ctx: &mut Ctx) -> Result<(), SimError> {
         ctx.check(
             &format!("loss {pct:.0}%: no false deaths"),
             pairs.is_empty() && missing.is_empty(),
-            format!("{} (observer, member) pairs, {} missing regions", pairs.len(), missing.len()),
+            format!(
+                "{} (observer, member) pairs, {} missing regions",
+                pairs.len(),
+                missing.len()
+            ),
         );
         ctx.check(
             &format!("loss {pct:.0}%: no false failover"),
@@ -824,7 +926,10 @@ fn traffic_plot(ctx: &mut Ctx) -> Result<(), SimError> {
     let n = ctx.fleet.nodes.len().max(1) as f64;
     let mut regional = Vec::new();
     let mut bridge = Vec::new();
-    let mut table = Table::new("gossip sent per node, per second (time series)", &["t_s", "regional_B/s", "bridge_B/s"]);
+    let mut table = Table::new(
+        "gossip sent per node, per second (time series)",
+        &["t_s", "regional_B/s", "bridge_B/s"],
+    );
     for w in ctx.traffic.windows(2) {
         let (t0, r0, b0) = w[0];
         let (t1, r1, b1) = w[1];
@@ -833,7 +938,11 @@ fn traffic_plot(ctx: &mut Ctx) -> Result<(), SimError> {
         let b = (b1 - b0) as f64 / dt / n;
         regional.push((t1, r));
         bridge.push((t1, b));
-        table.row(vec![format!("{t1:.1}"), format!("{r:.0}"), format!("{b:.0}")]);
+        table.row(vec![
+            format!("{t1:.1}"),
+            format!("{r:.0}"),
+            format!("{b:.0}"),
+        ]);
     }
     std::fs::create_dir_all(&ctx.cfg.out)?;
     std::fs::write(ctx.cfg.out.join("traffic.csv"), table.csv())?;

@@ -22,7 +22,12 @@ pub struct NodeWatch {
 
 impl NodeWatch {
     /// A watch whose first failover check is at `first_check_ms`.
-    pub fn new(policy: FailoverPolicy, settle_ms: u64, interval_ms: u64, first_check_ms: u64) -> Self {
+    pub fn new(
+        policy: FailoverPolicy,
+        settle_ms: u64,
+        interval_ms: u64,
+        first_check_ms: u64,
+    ) -> Self {
         NodeWatch {
             selector: None,
             settle_ms,
@@ -38,7 +43,9 @@ impl NodeWatch {
     pub fn observe(&mut self, view: &MembershipView, now_ms: u64) -> Vec<FailoverEvent> {
         let live = view.live_regions().len();
         self.selector
-            .get_or_insert_with(|| StrategySelector::new(strategy_for(live), self.settle_ms, now_ms))
+            .get_or_insert_with(|| {
+                StrategySelector::new(strategy_for(live), self.settle_ms, now_ms)
+            })
             .observe(live, now_ms);
         if now_ms < self.next_check_ms {
             return Vec::new();
