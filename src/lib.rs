@@ -17,5 +17,6 @@ pub mod monitor;
 pub mod net;
 pub mod node;
 pub mod region;
+pub mod sim;
 pub mod topology;
 pub mod wallet;

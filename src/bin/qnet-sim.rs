@@ -1,0 +1,141 @@
+//! qnet-sim: runs the large-scale simulation of issue 7 on a simulated clock.
+//!
+//! `cargo run --release --bin qnet-sim -- --nodes 1000 --regions 6 --scenario all --out target/sim`
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::{Parser, ValueEnum};
+use qnet_node::sim::{self, SimConfig};
+
+/// Which scenarios to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Scenario {
+    /// Every two-level scenario, then the flat baseline.
+    All,
+    /// Every two-level scenario.
+    TwoLevel,
+    /// Cold start and steady state only (large sizes).
+    Short,
+    /// The flat chitchat baseline only.
+    Flat,
+}
+
+/// Simulates a qnet network of many nodes in one process.
+#[derive(Debug, Parser)]
+#[command(name = "qnet-sim", version)]
+struct Args {
+    /// Number of nodes.
+    #[arg(long, default_value_t = 1000)]
+    nodes: usize,
+    /// Number of regions (eu, na, asia, sa, africa, oceania).
+    #[arg(long, default_value_t = 6)]
+    regions: usize,
+    /// Scenarios to run.
+    #[arg(long, value_enum, default_value_t = Scenario::All)]
+    scenario: Scenario,
+    /// Output directory for CSV and SVG files.
+    #[arg(long, default_value = "target/sim")]
+    out: PathBuf,
+    /// Nodes of the flat baseline (defaults to --nodes).
+    #[arg(long)]
+    flat_nodes: Option<usize>,
+    /// Failover monitor interval (also the restoration window).
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    failover_interval: Duration,
+    /// Random seed.
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
+    /// Steady-state measuring window.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    steady: Duration,
+    /// Duration of each loss phase.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    loss_phase: Duration,
+    /// How often the simulator reads every node's view and runs its monitor checks.
+    #[arg(long, default_value = "100ms", value_parser = humantime::parse_duration)]
+    sample: Duration,
+    /// Give up waiting for convergence (cold start, heal) after this much simulated time.
+    #[arg(long, default_value = "180s", value_parser = humantime::parse_duration)]
+    converge_limit: Duration,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error")),
+        )
+        .init();
+    let mut cfg = SimConfig::new(args.nodes, args.regions);
+    cfg.out = args.out.clone();
+    cfg.failover_interval = args.failover_interval;
+    cfg.seed = args.seed;
+    cfg.steady = args.steady;
+    cfg.loss_phase = args.loss_phase;
+    cfg.short = args.scenario == Scenario::Short;
+    if args.sample.is_zero() {
+        eprintln!("error: --sample must be greater than zero");
+        return ExitCode::FAILURE;
+    }
+    cfg.sample = args.sample;
+    cfg.converge_limit = args.converge_limit;
+    let mut failed = 0;
+    if args.scenario != Scenario::Flat {
+        match run_two_level(cfg.clone()) {
+            Ok(n) => failed += n,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    if matches!(args.scenario, Scenario::All | Scenario::Flat) {
+        let mut flat = cfg.clone();
+        flat.nodes = args.flat_nodes.unwrap_or(args.nodes);
+        flat.converge_limit = args.converge_limit.min(Duration::from_secs(120));
+        if let Err(e) = run_flat(&flat) {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    if failed > 0 {
+        eprintln!("{failed} checks failed");
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
+}
+
+fn run_two_level(cfg: SimConfig) -> Result<usize, Box<dyn std::error::Error>> {
+    let started = Instant::now();
+    let rt = sim::runtime()?;
+    let outcome = rt.block_on(sim::run(cfg))?;
+    let rss = sim::rss_bytes().unwrap_or(0);
+    drop(rt);
+    let failed = outcome.checks.iter().filter(|c| !c.passed).count();
+    println!(
+        "\ntwo-level: {} checks, {failed} failed; wall time {:.0} s; process RSS {} MiB",
+        outcome.checks.len(),
+        started.elapsed().as_secs_f64(),
+        rss >> 20
+    );
+    Ok(failed)
+}
+
+fn run_flat(cfg: &SimConfig) -> Result<(), Box<dyn std::error::Error>> {
+    let started = Instant::now();
+    let rt = sim::runtime()?;
+    let outcome = rt.block_on(sim::flat::run(cfg))?;
+    let rss = sim::rss_bytes().unwrap_or(0);
+    drop(rt);
+    println!(
+        "flat: {} of {} converged; wall time {:.0} s; process RSS {} MiB",
+        outcome.converged,
+        cfg.nodes,
+        started.elapsed().as_secs_f64(),
+        rss >> 20
+    );
+    Ok(())
+}

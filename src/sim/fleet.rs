@@ -1,0 +1,299 @@
+//! The simulated nodes: one real [`Membership`] per node (its regional chitchat cluster, and
+//! the bridge cluster when elected) over the [`SimNet`], each with its own metrics, an
+//! in-memory store and the shared tokio-following clock.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+
+use chitchat::transport::Transport;
+use ed25519_dalek::SigningKey;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use super::network::SimNet;
+use crate::clock::SharedClock;
+use crate::config::MembershipConfig;
+use crate::identity::{Identity, NodeId, NodeType};
+use crate::membership::{
+    bridge_gossip_addr, Membership, MembershipError, MembershipParams, MembershipStore,
+    MembershipView, PeerRecord, RegionSummary,
+};
+use crate::metrics::{Metrics, CLUSTER_BRIDGE, CLUSTER_REGIONAL};
+use crate::region::Region;
+use crate::topology::{select_bridges, BridgeCandidate};
+
+/// Port of every simulated node (each node has its own address).
+pub const SIM_PORT: u16 = 9876;
+/// Chain id of the simulated network.
+pub const SIM_CHAIN_ID: &str = "qnet-sim";
+/// Regional seeds handed to a joining node (as a bootstrap peer would).
+const REGION_SEEDS: usize = 3;
+
+/// A membership store that remembers only the generation: simulated nodes never restart, so
+/// nothing saved would be read back, and keeping it would cost memory at scale.
+#[derive(Debug, Default)]
+pub struct SimStore {
+    generation: Mutex<u64>,
+}
+
+impl MembershipStore for SimStore {
+    fn load_peers(&self) -> Vec<PeerRecord> {
+        Vec::new()
+    }
+
+    fn save_peers(&self, _peers: &[PeerRecord]) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn load_regions(&self) -> Vec<RegionSummary> {
+        Vec::new()
+    }
+
+    fn save_regions(&self, _regions: &[RegionSummary]) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn next_generation(&self, now_ms: u64) -> u64 {
+        let mut g = self.generation.lock().unwrap_or_else(|e| e.into_inner());
+        *g = (*g + 1).max(now_ms);
+        *g
+    }
+}
+
+/// The plan of one simulated node, before it starts.
+#[derive(Debug, Clone)]
+pub struct NodePlan {
+    /// Identity.
+    pub identity: Identity,
+    /// Region index (into the latency matrix).
+    pub region: usize,
+    /// Region.
+    pub region_name: Region,
+    /// Node type.
+    pub node_type: NodeType,
+    /// Regional gossip address.
+    pub addr: SocketAddr,
+}
+
+/// The node address of node `i` of region `r`: `10.r.hi.lo:9876`.
+pub fn node_addr(region: usize, i: usize) -> SocketAddr {
+    let n = i + 1;
+    let ip = Ipv4Addr::new(10, region as u8, (n >> 8) as u8, (n & 0xff) as u8);
+    SocketAddr::new(IpAddr::V4(ip), SIM_PORT)
+}
+
+/// Plans `nodes` nodes spread round-robin over `regions` (names given), about one in
+/// `super_every` a super node (at least the first of each region), with deterministic keys.
+pub fn plan_nodes(
+    nodes: usize,
+    regions: &[Region],
+    super_every: usize,
+    seed: u64,
+) -> Vec<NodePlan> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut per_region = vec![0usize; regions.len().max(1)];
+    (0..nodes)
+        .map(|k| {
+            let region = k % regions.len().max(1);
+            let i = per_region[region];
+            per_region[region] += 1;
+            let key: [u8; 32] = rng.gen();
+            NodePlan {
+                identity: Identity::from_signing_key(SigningKey::from_bytes(&key)),
+                region,
+                region_name: regions[region].clone(),
+                node_type: if i % super_every.max(1) == 0 {
+                    NodeType::Super
+                } else {
+                    NodeType::Full
+                },
+                addr: node_addr(region, i),
+            }
+        })
+        .collect()
+}
+
+/// The bridges every region will elect when all its members are live: what a bootstrap peer
+/// of a running network hands out as bridge seeds.
+pub fn expected_bridges(plans: &[NodePlan], regions: usize, per_region: usize) -> Vec<NodeId> {
+    (0..regions)
+        .flat_map(|r| {
+            let candidates: Vec<BridgeCandidate> = plans
+                .iter()
+                .filter(|p| p.region == r)
+                .map(|p| BridgeCandidate {
+                    node_id: p.identity.node_id().clone(),
+                    node_type: p.node_type,
+                    live: true,
+                })
+                .collect();
+            select_bridges(&candidates, per_region)
+        })
+        .collect()
+}
+
+/// A running simulated node.
+pub struct SimNode {
+    /// Its plan.
+    pub plan: NodePlan,
+    /// Its membership.
+    pub membership: Membership,
+    /// Its metrics (gossip traffic counters).
+    pub metrics: Metrics,
+    /// Whether the scenario crashed it.
+    pub crashed: bool,
+}
+
+impl SimNode {
+    /// The current membership view.
+    pub fn view(&self) -> Arc<MembershipView> {
+        self.membership.view()
+    }
+
+    /// Gossip bytes of `cluster` (`regional` or `bridge`) in `direction` (`sent`, ...).
+    pub fn gossip_bytes(&self, cluster: &str, direction: &str) -> u64 {
+        self.metrics
+            .gossip_bytes
+            .with_label_values(&[cluster, direction])
+            .get()
+    }
+
+    /// Gossip datagrams of `cluster` in `direction`.
+    pub fn gossip_messages(&self, cluster: &str, direction: &str) -> u64 {
+        self.metrics
+            .gossip_messages
+            .with_label_values(&[cluster, direction])
+            .get()
+    }
+
+    /// Sent (bytes, messages) per cluster: `[regional, bridge]`.
+    pub fn sent(&self) -> [(u64, u64); 2] {
+        [CLUSTER_REGIONAL, CLUSTER_BRIDGE].map(|c| {
+            (
+                self.gossip_bytes(c, "sent"),
+                self.gossip_messages(c, "sent"),
+            )
+        })
+    }
+}
+
+/// All simulated nodes on one network.
+pub struct Fleet {
+    /// The network.
+    pub net: SimNet,
+    /// Nodes, in plan order.
+    pub nodes: Vec<SimNode>,
+    /// Node index by id.
+    pub by_id: HashMap<NodeId, usize>,
+    /// Region names, by index.
+    pub regions: Vec<Region>,
+    /// How many bridges the regions elect when every node is live.
+    pub expected_bridges: usize,
+}
+
+impl Fleet {
+    /// Starts every planned node (cold start, spread over about one second) with the given
+    /// gossip settings.
+    pub async fn start(
+        net: SimNet,
+        plans: Vec<NodePlan>,
+        regions: Vec<Region>,
+        config: MembershipConfig,
+        clock: SharedClock,
+    ) -> Result<Fleet, MembershipError> {
+        let bridges = expected_bridges(&plans, regions.len(), config.bridges_per_region);
+        let bridge_seeds: Vec<SocketAddr> = plans
+            .iter()
+            .filter(|p| bridges.contains(p.identity.node_id()))
+            .map(|p| bridge_gossip_addr(p.addr))
+            .collect();
+        let mut region_seeds: Vec<Vec<SocketAddr>> = vec![Vec::new(); regions.len()];
+        for p in &plans {
+            if let Some(seeds) = region_seeds.get_mut(p.region) {
+                if seeds.len() < REGION_SEEDS {
+                    seeds.push(p.addr);
+                }
+            }
+        }
+        let factory_net = net.clone();
+        let transport: crate::membership::transport::TransportFactory =
+            Arc::new(move || Box::new(factory_net.transport()) as Box<dyn Transport>);
+        let mut nodes = Vec::with_capacity(plans.len());
+        let mut by_id = HashMap::with_capacity(plans.len());
+        // stagger the starts over about a second so gossip rounds are not all aligned
+        let every = (plans.len() / 1000).max(1);
+        for (k, plan) in plans.into_iter().enumerate() {
+            if k % every == 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
+            net.place(plan.addr.ip(), plan.region);
+            let metrics = Metrics::new().map_err(|e| MembershipError::Bind {
+                addr: plan.addr,
+                reason: e.to_string(),
+            })?;
+            let membership = Membership::start(MembershipParams {
+                identity: plan.identity.clone(),
+                region: plan.region_name.clone(),
+                node_type: plan.node_type,
+                chain_id: SIM_CHAIN_ID.into(),
+                bind_addr: plan.addr,
+                advertise_addr: plan.addr,
+                config: config.clone(),
+                retention: std::time::Duration::from_secs(24 * 3600),
+                region_seeds: region_seeds
+                    .get(plan.region)
+                    .map(|s| s.iter().filter(|a| **a != plan.addr).copied().collect())
+                    .unwrap_or_default(),
+                bridge_seeds: bridge_seeds
+                    .iter()
+                    .filter(|a| **a != bridge_gossip_addr(plan.addr))
+                    .copied()
+                    .collect(),
+                expect_peers: true,
+                store: Arc::new(SimStore::default()),
+                metrics: metrics.clone(),
+                clock: clock.clone(),
+                transport: transport.clone(),
+            })
+            .await?;
+            by_id.insert(plan.identity.node_id().clone(), nodes.len());
+            nodes.push(SimNode {
+                plan,
+                membership,
+                metrics,
+                crashed: false,
+            });
+        }
+        Ok(Fleet {
+            net,
+            nodes,
+            by_id,
+            regions,
+            expected_bridges: bridges.len(),
+        })
+    }
+
+    /// Crashes node `i`: from now on it neither sends nor receives.
+    pub fn crash(&mut self, i: usize) {
+        if let Some(n) = self.nodes.get_mut(i) {
+            n.crashed = true;
+            self.net.set_down(n.plan.addr.ip(), true);
+        }
+    }
+
+    /// Number of nodes in region `r` that have not crashed.
+    pub fn live_region_size(&self, r: usize) -> usize {
+        self.nodes
+            .iter()
+            .filter(|n| n.plan.region == r && !n.crashed)
+            .count()
+    }
+
+    /// Indices of the nodes that are bridges by their own view.
+    pub fn bridges(&self) -> Vec<usize> {
+        (0..self.nodes.len())
+            .filter(|i| self.nodes[*i].view().is_bridge)
+            .collect()
+    }
+}

@@ -1,0 +1,973 @@
+//! The scenarios of issue 7, run one after another on one simulated network: cold start,
+//! steady state, block propagation per strategy, a node crash, one region cut off and healed,
+//! two regions cut off and healed, then 5 % and 20 % loss. Each writes a table (stdout and
+//! CSV); every correctness property becomes a [`Check`].
+
+use std::collections::{BTreeSet, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use super::fleet::{plan_nodes, Fleet};
+use super::latency::{LatencyMatrix, REGION_NAMES};
+use super::network::SimNet;
+use super::propagation::{propagate, LinkGraph};
+use super::report::{ms, percentile, svg_plot, Series, Table};
+use super::watch::NodeWatch;
+use crate::clock::{SharedClock, TokioClock};
+use crate::config::MembershipConfig;
+use crate::identity::NodeId;
+use crate::membership::{Head, MembershipError};
+use crate::metrics::{CLUSTER_BRIDGE, CLUSTER_REGIONAL};
+use crate::monitor::{EventKind, FailoverPolicy};
+use crate::region::Region;
+use crate::topology::Strategy;
+
+/// Simulated wall clock at the start (ms since epoch).
+pub const START_MS: u64 = 1_700_000_000_000;
+
+/// Settings of a run.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// Number of nodes.
+    pub nodes: usize,
+    /// Number of regions (names from the latency matrix).
+    pub regions: usize,
+    /// Random seed (plans, loss, jitter; chitchat's own peer choice is not seeded).
+    pub seed: u64,
+    /// Where CSV and SVG files go.
+    pub out: PathBuf,
+    /// Failover monitor interval (also the restoration window).
+    pub failover_interval: Duration,
+    /// Membership settings (gossip interval, bridges, settle time, grace period).
+    pub membership: MembershipConfig,
+    /// One in this many nodes is a super node.
+    pub super_every: usize,
+    /// Jitter as a fraction of each delay.
+    pub jitter: f64,
+    /// Per-hop processing time of a block push, ms.
+    pub processing_ms: f64,
+    /// Blocks pushed per strategy.
+    pub blocks: usize,
+    /// Steady-state measuring window.
+    pub steady: Duration,
+    /// Duration of each loss phase.
+    pub loss_phase: Duration,
+    /// Give up waiting for convergence after this long.
+    pub converge_limit: Duration,
+    /// Run only the cold start and steady state (large sizes).
+    pub short: bool,
+    /// How often the simulator reads every node's view (and runs its monitor checks).
+    pub sample: Duration,
+}
+
+impl SimConfig {
+    /// Defaults for `nodes` nodes in `regions` regions.
+    pub fn new(nodes: usize, regions: usize) -> Self {
+        SimConfig {
+            nodes,
+            regions,
+            seed: 7,
+            out: PathBuf::from("target/sim"),
+            failover_interval: Duration::from_secs(5),
+            membership: MembershipConfig::default(),
+            super_every: 10,
+            jitter: 0.1,
+            processing_ms: 2.0,
+            blocks: 20,
+            steady: Duration::from_secs(30),
+            loss_phase: Duration::from_secs(60),
+            converge_limit: Duration::from_secs(180),
+            short: false,
+            sample: Duration::from_millis(100),
+        }
+    }
+}
+
+/// A correctness property and whether it held.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Check {
+    /// What is checked.
+    pub name: String,
+    /// Whether it held.
+    pub passed: bool,
+    /// Measured detail.
+    pub detail: String,
+}
+
+/// Errors of a simulation run.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    /// A node could not start.
+    #[error("cannot start a simulated node: {0}")]
+    Start(#[from] MembershipError),
+    /// An output file could not be written.
+    #[error("cannot write simulation output: {0}")]
+    Output(#[from] std::io::Error),
+}
+
+/// What a run found.
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    /// Correctness checks.
+    pub checks: Vec<Check>,
+    /// Tables produced, in order.
+    pub tables: Vec<Table>,
+}
+
+/// The region names of a run.
+pub fn region_names(regions: usize) -> Vec<Region> {
+    (0..regions.max(1))
+        .filter_map(|i| {
+            let name = REGION_NAMES
+                .get(i)
+                .map_or_else(|| format!("r{i}"), |n| n.to_string());
+            Region::new(&name).ok()
+        })
+        .collect()
+}
+
+struct Ctx {
+    cfg: SimConfig,
+    fleet: Fleet,
+    watches: Vec<NodeWatch>,
+    clock: SharedClock,
+    latency: LatencyMatrix,
+    rng: StdRng,
+    outcome: Outcome,
+    /// (seconds, regional bytes sent by all nodes, bridge bytes sent by all nodes)
+    traffic: Vec<(f64, u64, u64)>,
+    phases: Vec<(f64, String)>,
+    next_traffic_ms: u64,
+    t0: u64,
+    /// Announce a new chain head on every node every second (a 1 s microblock chain).
+    heads: bool,
+}
+
+impl Ctx {
+    fn now(&self) -> u64 {
+        self.clock.now_ms()
+    }
+
+    fn secs(&self, at_ms: u64) -> f64 {
+        at_ms.saturating_sub(self.t0) as f64 / 1000.0
+    }
+
+    fn phase(&mut self, name: &str) {
+        let t = self.secs(self.now());
+        println!("[{t:>7.1}s sim] {name}");
+        self.phases.push((t, name.to_string()));
+    }
+
+    fn check(&mut self, name: &str, passed: bool, detail: String) {
+        println!(
+            "check {}: {name} ({detail})",
+            if passed { "ok" } else { "FAILED" }
+        );
+        self.outcome.checks.push(Check {
+            name: name.into(),
+            passed,
+            detail,
+        });
+    }
+
+    fn emit(&mut self, table: Table, file: &str) -> Result<(), SimError> {
+        table.emit(&self.cfg.out, file)?;
+        self.outcome.tables.push(table);
+        Ok(())
+    }
+
+    /// Advances simulated time by one sample and feeds every live node's view to its watch.
+    async fn sample(&mut self) {
+        tokio::time::sleep(self.cfg.sample).await;
+        let now = self.now();
+        for (node, watch) in self.fleet.nodes.iter().zip(self.watches.iter_mut()) {
+            if node.crashed || !node.membership.joined() {
+                continue;
+            }
+            watch.observe(&node.view(), now);
+        }
+        if now >= self.next_traffic_ms {
+            self.next_traffic_ms = now + 1000;
+            if self.heads {
+                self.announce_heads(now).await;
+            }
+            let (mut regional, mut bridge) = (0, 0);
+            for n in &self.fleet.nodes {
+                let [r, b] = n.sent();
+                regional += r.0;
+                bridge += b.0;
+            }
+            self.traffic.push((self.secs(now), regional, bridge));
+        }
+    }
+
+    /// Every live node announces head `height = seconds since start` (hash derived from it),
+    /// as it would after importing each block of a 1 s slot chain.
+    async fn announce_heads(&self, now: u64) {
+        let height = now.saturating_sub(self.t0) / 1000;
+        let hash = *blake3::hash(&height.to_le_bytes()).as_bytes();
+        for n in self.fleet.nodes.iter().filter(|n| !n.crashed) {
+            n.membership.set_head(Head { height, hash }).await;
+        }
+    }
+
+    async fn run_for(&mut self, d: Duration) {
+        let end = self.now() + d.as_millis() as u64;
+        while self.now() < end {
+            self.sample().await;
+        }
+    }
+
+    /// Samples until `done(node index)` holds for every node in `who`, or `limit`; returns the
+    /// first time (ms after `since`) each node satisfied it: the time its membership built
+    /// the view that satisfied it, so the figure does not depend on the sampling period.
+    async fn until_all(
+        &mut self,
+        who: &[usize],
+        since: u64,
+        limit: Duration,
+        done: impl Fn(&Fleet, usize) -> bool,
+    ) -> Vec<Option<f64>> {
+        let mut first: Vec<Option<f64>> = vec![None; who.len()];
+        let end = since + limit.as_millis() as u64;
+        let mut report_at = since + 10_000;
+        loop {
+            let now = self.now();
+            if now >= report_at {
+                report_at += 10_000;
+                let done = first.iter().flatten().count();
+                println!(
+                    "  {:>7.1}s sim: {done}/{} nodes done",
+                    self.secs(now),
+                    who.len()
+                );
+            }
+            for (k, &i) in who.iter().enumerate() {
+                if first[k].is_none() && done(&self.fleet, i) {
+                    let built = self.fleet.nodes[i].view().at_ms.clamp(since, now);
+                    first[k] = Some(built.saturating_sub(since) as f64);
+                }
+            }
+            if first.iter().all(Option::is_some) || now >= end {
+                return first;
+            }
+            self.sample().await;
+        }
+    }
+
+    fn alive(&self) -> Vec<usize> {
+        (0..self.fleet.nodes.len())
+            .filter(|i| !self.fleet.nodes[*i].crashed)
+            .collect()
+    }
+
+    fn in_regions(&self, regions: &[usize], inside: bool) -> Vec<usize> {
+        self.alive()
+            .into_iter()
+            .filter(|i| regions.contains(&self.fleet.nodes[*i].plan.region) == inside)
+            .collect()
+    }
+}
+
+fn timing_row(label: &str, times: &[Option<f64>]) -> Vec<String> {
+    let done: Vec<f64> = times.iter().flatten().copied().collect();
+    vec![
+        label.into(),
+        format!("{}/{}", done.len(), times.len()),
+        ms(percentile(&done, 50.0)),
+        ms(percentile(&done, 99.0)),
+        ms(percentile(&done, 100.0)),
+    ]
+}
+
+const TIMING_HEADER: [&str; 5] = ["what", "nodes", "p50_ms", "p99_ms", "max_ms"];
+
+/// Runs every scenario; call inside a current-thread tokio runtime with paused time.
+pub async fn run(cfg: SimConfig) -> Result<Outcome, SimError> {
+    let regions = region_names(cfg.regions);
+    let latency = LatencyMatrix::continental(regions.len(), cfg.jitter);
+    let net = SimNet::new(latency.clone(), cfg.seed);
+    let clock: SharedClock = Arc::new(TokioClock::new(START_MS));
+    let t0 = clock.now_ms();
+    let plans = plan_nodes(cfg.nodes, &regions, cfg.super_every, cfg.seed);
+    let mut rng = StdRng::seed_from_u64(cfg.seed ^ 0x5eed);
+    let interval_ms = cfg.failover_interval.as_millis() as u64;
+    let settle_ms = cfg.membership.strategy_settle_time.as_millis() as u64;
+    let watches = plans
+        .iter()
+        .map(|_| {
+            let first = t0 + interval_ms + rng.gen_range(0..interval_ms.max(1));
+            NodeWatch::new(
+                FailoverPolicy::for_interval(2, interval_ms),
+                settle_ms,
+                interval_ms,
+                first,
+            )
+        })
+        .collect();
+    let fleet = Fleet::start(net, plans, regions, cfg.membership.clone(), clock.clone()).await?;
+    let mut ctx = Ctx {
+        cfg,
+        fleet,
+        watches,
+        clock,
+        latency,
+        rng,
+        outcome: Outcome::default(),
+        traffic: Vec::new(),
+        phases: Vec::new(),
+        next_traffic_ms: t0,
+        t0,
+        heads: false,
+    };
+    cold_start(&mut ctx).await?;
+    steady_state(&mut ctx).await?;
+    if !ctx.cfg.short {
+        propagation(&mut ctx)?;
+        crash(&mut ctx).await?;
+        region_cuts(&mut ctx).await?;
+        loss(&mut ctx).await?;
+    }
+    traffic_plot(&mut ctx)?;
+    Ok(ctx.outcome)
+}
+
+fn converged(fleet: &Fleet, i: usize) -> bool {
+    let node = &fleet.nodes[i];
+    let view = node.view();
+    let all_regions = fleet.regions.len();
+    let regions_live =
+        view.regions.len() == all_regions && view.regions.values().all(|r| r.live > 0);
+    let own_live = view.members.iter().filter(|m| m.live).count();
+    regions_live && own_live == fleet.live_region_size(node.plan.region)
+}
+
+async fn cold_start(ctx: &mut Ctx) -> Result<(), SimError> {
+    ctx.phase("cold start");
+    let who = ctx.alive();
+    let limit = ctx.cfg.converge_limit;
+    let t0 = ctx.t0;
+    let times = ctx.until_all(&who, t0, limit, converged).await;
+    let mut table = Table::new(
+        &format!(
+            "cold start: {} nodes, {} regions",
+            who.len(),
+            ctx.fleet.regions.len()
+        ),
+        &TIMING_HEADER,
+    );
+    table.row(timing_row(
+        "sees every region live and all own-region members",
+        &times,
+    ));
+    let done = times.iter().flatten().count();
+    ctx.check(
+        "cold start: every node converges",
+        done == times.len(),
+        format!("{done}/{} within {:?}", times.len(), limit),
+    );
+    let mut curve: Vec<f64> = times.iter().flatten().copied().collect();
+    curve.sort_by(f64::total_cmp);
+    let points: Vec<(f64, f64)> = curve
+        .iter()
+        .enumerate()
+        .map(|(k, t)| (t / 1000.0, (k + 1) as f64 / who.len().max(1) as f64 * 100.0))
+        .collect();
+    std::fs::create_dir_all(&ctx.cfg.out)?;
+    std::fs::write(
+        ctx.cfg.out.join("cold_start.svg"),
+        svg_plot(
+            "cold start: nodes converged",
+            "seconds after start",
+            "% of nodes",
+            &[Series {
+                name: "converged".into(),
+                points,
+            }],
+        ),
+    )?;
+    ctx.emit(table, "cold_start")
+}
+
+async fn steady_state(ctx: &mut Ctx) -> Result<(), SimError> {
+    // let the strategy settle and bridges finish joining before measuring
+    let gossip = ctx.cfg.membership.gossip_interval;
+    ctx.run_for(ctx.cfg.membership.strategy_settle_time + gossip * 3)
+        .await;
+    ctx.phase("steady state, idle chain");
+    let idle = steady_window(ctx, "idle chain").await;
+    ctx.heads = true;
+    // a few rounds so every member's head key exists before the window opens
+    ctx.run_for(gossip * 3).await;
+    ctx.phase("steady state, head announced every 1 s slot");
+    let heads = steady_window(ctx, "head every 1 s").await;
+    ctx.heads = false;
+    let mut table = idle;
+    table.title = format!(
+        "steady state: gossip sent per node per second over {:.0} s, idle chain vs a head announced by every node every 1 s slot",
+        ctx.cfg.steady.as_secs_f64()
+    );
+    table.rows.extend(heads.rows);
+    let bridges = ctx.fleet.bridges().len();
+    let expected = ctx.fleet.expected_bridges;
+    ctx.check(
+        "steady state: bridges elected",
+        bridges == expected,
+        format!("{bridges} bridges, expected {expected}"),
+    );
+    ctx.emit(table, "steady_state")
+}
+
+async fn steady_window(ctx: &mut Ctx, label: &str) -> Table {
+    let before: Vec<[(u64, u64); 2]> = ctx.fleet.nodes.iter().map(|n| n.sent()).collect();
+    let net_before = ctx.fleet.net.traffic();
+    let window = ctx.cfg.steady;
+    ctx.run_for(window).await;
+    let net = ctx.fleet.net.traffic().since(&net_before);
+    let secs = window.as_secs_f64();
+    let bridges: HashSet<usize> = ctx.fleet.bridges().into_iter().collect();
+    let mut table = Table::new(
+        "steady state",
+        &[
+            "class",
+            "nodes",
+            "regional_B/s_mean",
+            "regional_B/s_max",
+            "bridge_B/s_mean",
+            "bridge_B/s_max",
+            "total_B/s_mean",
+            "total_B/s_max",
+            "msgs/s_mean",
+        ],
+    );
+    for (class, is_bridge) in [("non-bridge", false), ("bridge", true)] {
+        let rows: Vec<[f64; 3]> = ctx
+            .fleet
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(i, n)| !n.crashed && bridges.contains(i) == is_bridge)
+            .map(|(i, n)| {
+                let [r, b] = n.sent();
+                let [r0, b0] = before[i];
+                [
+                    (r.0 - r0.0) as f64 / secs,
+                    (b.0 - b0.0) as f64 / secs,
+                    ((r.1 - r0.1) + (b.1 - b0.1)) as f64 / secs,
+                ]
+            })
+            .collect();
+        let col = |k: usize| rows.iter().map(|r| r[k]).collect::<Vec<f64>>();
+        let total: Vec<f64> = rows.iter().map(|r| r[0] + r[1]).collect();
+        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+        let max = |v: &[f64]| v.iter().copied().fold(0.0, f64::max);
+        table.row(vec![
+            format!("{class}, {label}"),
+            rows.len().to_string(),
+            format!("{:.0}", mean(&col(0))),
+            format!("{:.0}", max(&col(0))),
+            format!("{:.0}", mean(&col(1))),
+            format!("{:.0}", max(&col(1))),
+            format!("{:.0}", mean(&total)),
+            format!("{:.0}", max(&total)),
+            format!("{:.1}", mean(&col(2))),
+        ]);
+    }
+    let total = net.total_bytes();
+    let cross = net.cross_region_bytes();
+    table.row(vec![
+        format!("network, {label}"),
+        ctx.fleet.nodes.len().to_string(),
+        format!(
+            "cross-region share {:.2}%",
+            cross as f64 / total.max(1) as f64 * 100.0
+        ),
+        format!(
+            "largest datagram {} B, largest SYN {} B",
+            net.largest, net.largest_syn
+        ),
+        format!("oversized sends {}", net.oversized),
+        String::new(),
+        format!(
+            "{:.0}",
+            total as f64 / secs / ctx.fleet.nodes.len().max(1) as f64
+        ),
+        String::new(),
+        String::new(),
+    ]);
+    table
+}
+
+fn link_graph(ctx: &Ctx, strategy: Strategy) -> LinkGraph {
+    let fleet = &ctx.fleet;
+    let mut graph = LinkGraph {
+        region: fleet.nodes.iter().map(|n| n.plan.region).collect(),
+        links: Vec::with_capacity(fleet.nodes.len()),
+    };
+    for (node, watch) in fleet.nodes.iter().zip(&ctx.watches) {
+        let links = if node.crashed {
+            Default::default()
+        } else {
+            watch.links(&node.view(), Some(strategy))
+        };
+        let ids: Vec<&NodeId> = links.in_region.iter().chain(&links.cross_region).collect();
+        graph.links.push(
+            ids.into_iter()
+                .filter_map(|id| fleet.by_id.get(id).copied())
+                .collect(),
+        );
+    }
+    graph
+}
+
+fn propagation(ctx: &mut Ctx) -> Result<(), SimError> {
+    ctx.phase("block propagation");
+    let in_force: BTreeSet<Strategy> = ctx.watches.iter().map(NodeWatch::strategy).collect();
+    let mut table = Table::new(
+        &format!(
+            "block propagation over planned links ({} blocks each, {} ms per hop processing; matrix floor {} ms)",
+            ctx.cfg.blocks,
+            ctx.cfg.processing_ms,
+            ctx.latency.floor_ms()
+        ),
+        &[
+            "strategy",
+            "targets",
+            "t50_ms_p50",
+            "t99_ms_p50",
+            "t99_ms_max",
+            "t100_ms_p50",
+            "t100_ms_max",
+            "min_reached",
+            "msgs/block/node",
+        ],
+    );
+    let alive = ctx.alive();
+    for strategy in Strategy::ALL {
+        let graph = link_graph(ctx, *strategy);
+        let (mut t50, mut t99, mut t100, mut msgs) = (vec![], vec![], vec![], vec![]);
+        let mut min_reached = f64::MAX;
+        let mut targets_n = 0;
+        for _ in 0..ctx.cfg.blocks {
+            let origin = alive[ctx.rng.gen_range(0..alive.len())];
+            let origin_region = ctx.fleet.nodes[origin].plan.region;
+            // direct is the 0-1 live region strategy: its targets are the producer's region
+            let targets: Vec<usize> = if *strategy == Strategy::Direct {
+                ctx.in_regions(&[origin_region], true)
+            } else {
+                alive.clone()
+            };
+            targets_n = targets.len();
+            let spread = propagate(
+                &graph,
+                origin,
+                &ctx.latency,
+                ctx.cfg.processing_ms,
+                &mut ctx.rng,
+            );
+            t50.extend(spread.time_to(0.5, &targets));
+            t99.extend(spread.time_to(0.99, &targets));
+            t100.extend(spread.time_to(1.0, &targets));
+            msgs.push(spread.messages as f64 / targets.len().max(1) as f64);
+            min_reached =
+                min_reached.min(spread.reached(&targets) as f64 / targets.len().max(1) as f64);
+        }
+        let name = if in_force.contains(strategy) {
+            format!("{strategy} (in force)")
+        } else {
+            strategy.to_string()
+        };
+        table.row(vec![
+            name,
+            targets_n.to_string(),
+            ms(percentile(&t50, 50.0)),
+            ms(percentile(&t99, 50.0)),
+            ms(percentile(&t99, 100.0)),
+            ms(percentile(&t100, 50.0)),
+            ms(percentile(&t100, 100.0)),
+            format!("{:.1}%", min_reached * 100.0),
+            format!("{:.2}", msgs.iter().sum::<f64>() / msgs.len().max(1) as f64),
+        ]);
+        ctx.check(
+            &format!("propagation: {strategy} reaches every target"),
+            (min_reached - 1.0).abs() < f64::EPSILON,
+            format!("min reached {:.1}%", min_reached * 100.0),
+        );
+    }
+    ctx.emit(table, "propagation")
+}
+
+async fn crash(ctx: &mut Ctx) -> Result<(), SimError> {
+    let bridges: HashSet<usize> = ctx.fleet.bridges().into_iter().collect();
+    let Some(victim) = ctx
+        .in_regions(&[0], true)
+        .into_iter()
+        .find(|i| !bridges.contains(i))
+    else {
+        return Ok(());
+    };
+    ctx.phase("one node crash");
+    let victim_id = ctx.fleet.nodes[victim].plan.identity.node_id().clone();
+    ctx.fleet.crash(victim);
+    let since = ctx.now();
+    let who = ctx.in_regions(&[0], true);
+    let times = ctx
+        .until_all(&who, since, Duration::from_secs(60), |f, i| {
+            f.nodes[i]
+                .view()
+                .members
+                .iter()
+                .all(|m| m.node_id != victim_id || !m.live)
+        })
+        .await;
+    let mut table = Table::new(
+        "one node crash: detection across its region",
+        &TIMING_HEADER,
+    );
+    table.row(timing_row("crashed member seen dead", &times));
+    let done = times.iter().flatten().count();
+    ctx.check(
+        "crash: detected by its whole region",
+        done == times.len(),
+        format!("{done}/{}", times.len()),
+    );
+    ctx.emit(table, "crash")
+}
+
+fn sees_missing(fleet: &Fleet, i: usize, regions: &[Region], missing: bool) -> bool {
+    let view = fleet.nodes[i].view();
+    regions.iter().all(|r| {
+        view.regions
+            .get(r)
+            .is_some_and(|s| (s.live == 0) == missing)
+    })
+}
+
+fn first_event_after(
+    ctx: &Ctx,
+    i: usize,
+    kind: EventKind,
+    since: u64,
+    region: Option<&Region>,
+) -> Option<f64> {
+    ctx.watches[i]
+        .events_since(kind, since)
+        .into_iter()
+        .find(|e| region.is_none_or(|r| e.regions.contains(r)))
+        .map(|e| e.at_ms.saturating_sub(since) as f64)
+}
+
+async fn region_cuts(ctx: &mut Ctx) -> Result<(), SimError> {
+    let n_regions = ctx.fleet.regions.len();
+    if n_regions < 4 {
+        return Ok(());
+    }
+    let interval = ctx.cfg.failover_interval;
+    let mut table = Table::new(
+        "region cut-offs (times from the cut or heal)",
+        &TIMING_HEADER,
+    );
+
+    // one region cut off
+    let one = [1usize];
+    let one_names = vec![ctx.fleet.regions[1].clone()];
+    ctx.phase("one region cut off");
+    for r in one {
+        ctx.fleet.net.set_cut(r, true);
+    }
+    let cut_at = ctx.now();
+    let survivors = ctx.in_regions(&one, false);
+    let names = one_names.clone();
+    let seen = ctx
+        .until_all(&survivors, cut_at, Duration::from_secs(60), move |f, i| {
+            sees_missing(f, i, &names, true)
+        })
+        .await;
+    ctx.run_for(interval * 2 + Duration::from_secs(2)).await;
+    table.row(timing_row(
+        "1 cut: survivors' view shows the region missing",
+        &seen,
+    ));
+    let lost: Vec<Option<f64>> = survivors
+        .iter()
+        .map(|&i| first_event_after(ctx, i, EventKind::RegionLost, cut_at, one_names.first()))
+        .collect();
+    table.row(timing_row("1 cut: region_lost event on survivors", &lost));
+    let activated = survivors
+        .iter()
+        .filter(|&&i| {
+            !ctx.watches[i]
+                .events_since(EventKind::Activated, cut_at)
+                .is_empty()
+        })
+        .count();
+    let inside = ctx.in_regions(&one, true);
+    let inside_activated = inside
+        .iter()
+        .filter(|&&i| {
+            !ctx.watches[i]
+                .events_since(EventKind::Activated, cut_at)
+                .is_empty()
+        })
+        .count();
+    let lost_n = lost.iter().flatten().count();
+    ctx.check(
+        "1 region cut: region_lost seen by every surviving node",
+        lost_n == survivors.len(),
+        format!("{lost_n}/{}", survivors.len()),
+    );
+    ctx.check(
+        "1 region cut: no failover on any surviving node",
+        activated == 0,
+        format!(
+            "{activated} of {} activated; inside the cut region {inside_activated}/{} activated (they see {} regions missing)",
+            survivors.len(),
+            inside.len(),
+            n_regions - 1
+        ),
+    );
+    ctx.phase("heal one region");
+    for r in one {
+        ctx.fleet.net.set_cut(r, false);
+    }
+    let healed_at = ctx.now();
+    let all = ctx.alive();
+    let names = one_names.clone();
+    let back = ctx
+        .until_all(&all, healed_at, Duration::from_secs(60), move |f, i| {
+            sees_missing(f, i, &names, false) && converged(f, i)
+        })
+        .await;
+    table.row(timing_row(
+        "1 heal: every node sees all regions live again",
+        &back,
+    ));
+    ctx.run_for(interval * 2 + Duration::from_secs(2)).await;
+    let restored: Vec<Option<f64>> = inside
+        .iter()
+        .map(|&i| first_event_after(ctx, i, EventKind::Deactivated, healed_at, None))
+        .collect();
+    table.row(timing_row(
+        "1 heal: failover deactivated inside the cut region",
+        &restored,
+    ));
+
+    // two regions cut off
+    let two = [1usize, 2usize];
+    let two_names: Vec<Region> = two.iter().map(|r| ctx.fleet.regions[*r].clone()).collect();
+    ctx.phase("two regions cut off");
+    for r in two {
+        ctx.fleet.net.set_cut(r, true);
+    }
+    let cut_at = ctx.now();
+    let survivors = ctx.in_regions(&two, false);
+    let names = two_names.clone();
+    let seen = ctx
+        .until_all(&survivors, cut_at, Duration::from_secs(60), move |f, i| {
+            sees_missing(f, i, &names, true)
+        })
+        .await;
+    table.row(timing_row(
+        "2 cut: survivors' view shows both missing",
+        &seen,
+    ));
+    ctx.run_for(interval * 2 + Duration::from_secs(2)).await;
+    let activation: Vec<Option<f64>> = survivors
+        .iter()
+        .map(|&i| first_event_after(ctx, i, EventKind::Activated, cut_at, None))
+        .collect();
+    table.row(timing_row(
+        "2 cut: failover activated on survivors",
+        &activation,
+    ));
+    ctx.phase("heal two regions");
+    for r in two {
+        ctx.fleet.net.set_cut(r, false);
+    }
+    let healed_at = ctx.now();
+    let all = ctx.alive();
+    let names = two_names.clone();
+    let back = ctx
+        .until_all(&all, healed_at, Duration::from_secs(60), move |f, i| {
+            sees_missing(f, i, &names, false) && converged(f, i)
+        })
+        .await;
+    table.row(timing_row(
+        "2 heal: every node sees all regions live again",
+        &back,
+    ));
+    ctx.run_for(interval * 3 + Duration::from_secs(2)).await;
+    let restore: Vec<Option<f64>> = survivors
+        .iter()
+        .map(|&i| first_event_after(ctx, i, EventKind::Deactivated, healed_at, None))
+        .collect();
+    table.row(timing_row(
+        "2 heal: failover deactivated on survivors",
+        &restore,
+    ));
+    let once = survivors
+        .iter()
+        .filter(|&&i| {
+            ctx.watches[i]
+                .events_since(EventKind::Activated, cut_at)
+                .len()
+                == 1
+        })
+        .count();
+    ctx.check(
+        "2 regions cut: failover activated exactly once on every surviving node",
+        once == survivors.len(),
+        format!("{once}/{}", survivors.len()),
+    );
+    let restored_n = restore.iter().flatten().count();
+    ctx.check(
+        "2 regions healed: failover deactivated on every surviving node",
+        restored_n == survivors.len(),
+        format!("{restored_n}/{}", survivors.len()),
+    );
+    let still = ctx
+        .alive()
+        .iter()
+        .filter(|&&i| ctx.watches[i].failover_active())
+        .count();
+    ctx.check(
+        "after healing: failover inactive everywhere",
+        still == 0,
+        format!("{still} still active"),
+    );
+    ctx.emit(table, "regions")
+}
+
+async fn loss(ctx: &mut Ctx) -> Result<(), SimError> {
+    let mut table = Table::new(
+        "loss: false deaths and false failovers",
+        &[
+            "loss",
+            "seconds",
+            "false_dead_pairs",
+            "false_dead_members",
+            "false_missing_regions",
+            "failover_activations",
+        ],
+    );
+    for loss in [0.05, 0.20] {
+        ctx.phase(&format!("loss {:.0}%", loss * 100.0));
+        ctx.fleet.net.set_loss(loss);
+        let since = ctx.now();
+        let end = since + ctx.cfg.loss_phase.as_millis() as u64;
+        let crashed: HashSet<NodeId> = ctx
+            .fleet
+            .nodes
+            .iter()
+            .filter(|n| n.crashed)
+            .map(|n| n.plan.identity.node_id().clone())
+            .collect();
+        let mut pairs: HashSet<(usize, NodeId)> = HashSet::new();
+        let mut missing: HashSet<(usize, Region)> = HashSet::new();
+        while ctx.now() < end {
+            ctx.sample().await;
+            for i in ctx.alive() {
+                let view = ctx.fleet.nodes[i].view();
+                for m in view
+                    .members
+                    .iter()
+                    .filter(|m| !m.live && !crashed.contains(&m.node_id))
+                {
+                    pairs.insert((i, m.node_id.clone()));
+                }
+                for r in view.regions.values().filter(|r| r.live == 0) {
+                    missing.insert((i, r.region.clone()));
+                }
+            }
+        }
+        let members: HashSet<&NodeId> = pairs.iter().map(|(_, id)| id).collect();
+        let activations: usize = ctx
+            .alive()
+            .iter()
+            .map(|&i| {
+                ctx.watches[i]
+                    .events_since(EventKind::Activated, since)
+                    .len()
+            })
+            .sum();
+        table.row(vec![
+            format!("{:.0}%", loss * 100.0),
+            format!("{:.0}", ctx.cfg.loss_phase.as_secs_f64()),
+            pairs.len().to_string(),
+            members.len().to_string(),
+            missing.len().to_string(),
+            activations.to_string(),
+        ]);
+        let pct = loss * 100.0;
+        ctx.check(
+            &format!("loss {pct:.0}%: no false deaths"),
+            pairs.is_empty() && missing.is_empty(),
+            format!(
+                "{} (observer, member) pairs, {} missing regions",
+                pairs.len(),
+                missing.len()
+            ),
+        );
+        ctx.check(
+            &format!("loss {pct:.0}%: no false failover"),
+            activations == 0,
+            format!("{activations} activations"),
+        );
+    }
+    ctx.fleet.net.set_loss(0.0);
+    ctx.emit(table, "loss")
+}
+
+fn traffic_plot(ctx: &mut Ctx) -> Result<(), SimError> {
+    let n = ctx.fleet.nodes.len().max(1) as f64;
+    let mut regional = Vec::new();
+    let mut bridge = Vec::new();
+    let mut table = Table::new(
+        "gossip sent per node, per second (time series)",
+        &["t_s", "regional_B/s", "bridge_B/s"],
+    );
+    for w in ctx.traffic.windows(2) {
+        let (t0, r0, b0) = w[0];
+        let (t1, r1, b1) = w[1];
+        let dt = (t1 - t0).max(1e-9);
+        let r = (r1 - r0) as f64 / dt / n;
+        let b = (b1 - b0) as f64 / dt / n;
+        regional.push((t1, r));
+        bridge.push((t1, b));
+        table.row(vec![
+            format!("{t1:.1}"),
+            format!("{r:.0}"),
+            format!("{b:.0}"),
+        ]);
+    }
+    std::fs::create_dir_all(&ctx.cfg.out)?;
+    std::fs::write(ctx.cfg.out.join("traffic.csv"), table.csv())?;
+    let mut phases = Table::new("phases", &["t_s", "phase"]);
+    for (t, p) in &ctx.phases {
+        phases.row(vec![format!("{t:.1}"), p.clone()]);
+    }
+    std::fs::write(ctx.cfg.out.join("phases.csv"), phases.csv())?;
+    std::fs::write(
+        ctx.cfg.out.join("traffic.svg"),
+        svg_plot(
+            "gossip bytes sent per node per second (mean over all nodes)",
+            "simulated seconds",
+            "B/s per node",
+            &[
+                Series {
+                    name: CLUSTER_REGIONAL.into(),
+                    points: regional,
+                },
+                Series {
+                    name: CLUSTER_BRIDGE.into(),
+                    points: bridge,
+                },
+            ],
+        ),
+    )?;
+    Ok(())
+}

@@ -1,0 +1,73 @@
+//! The simulator at CI size (issue 7): 100 nodes of the real membership code across six
+//! regions on a simulated clock. Asserts correctness only, never speed: every node converges,
+//! one region cut off triggers no failover on the surviving nodes, two regions cut off trigger
+//! it exactly once on every surviving node and healing restores it, and neither 5 % nor 20 %
+//! loss causes a false death or a false failover.
+//!
+//! Simulated time is kept short (2 s strategy settle time, 2 s steady window, 2 s failover
+//! interval, 10 s per loss phase; about 90 s of simulated time in all) so the debug build
+//! finishes in a few minutes on two cores. The long runs are `qnet-sim` in release
+//! (SIMULATION.md).
+
+use std::time::Duration;
+
+use qnet_node::sim::{self, SimConfig};
+
+#[test]
+fn hundred_nodes_in_six_regions_behave_correctly() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = SimConfig::new(100, 6);
+    cfg.out = dir.path().to_path_buf();
+    cfg.steady = Duration::from_secs(2);
+    cfg.loss_phase = Duration::from_secs(10);
+    cfg.failover_interval = Duration::from_secs(2);
+    cfg.membership.strategy_settle_time = Duration::from_secs(2);
+    cfg.blocks = 3;
+    let rt = sim::runtime().unwrap();
+    let outcome = rt.block_on(sim::run(cfg)).unwrap();
+    let failed: Vec<_> = outcome.checks.iter().filter(|c| !c.passed).collect();
+    assert!(failed.is_empty(), "failed checks: {failed:#?}");
+    let names: Vec<&str> = outcome.checks.iter().map(|c| c.name.as_str()).collect();
+    for expected in [
+        "cold start: every node converges",
+        "steady state: bridges elected",
+        "propagation: direct reaches every target",
+        "propagation: regional_clustering reaches every target",
+        "propagation: global_mesh reaches every target",
+        "crash: detected by its whole region",
+        "1 region cut: no failover on any surviving node",
+        "1 region cut: region_lost seen by every surviving node",
+        "2 regions cut: failover activated exactly once on every surviving node",
+        "2 regions healed: failover deactivated on every surviving node",
+        "after healing: failover inactive everywhere",
+        "loss 5%: no false deaths",
+        "loss 5%: no false failover",
+        "loss 20%: no false deaths",
+        "loss 20%: no false failover",
+    ] {
+        assert!(names.contains(&expected), "check {expected:?} did not run");
+    }
+    for file in [
+        "cold_start.csv",
+        "steady_state.csv",
+        "propagation.csv",
+        "regions.csv",
+        "loss.csv",
+        "traffic.svg",
+    ] {
+        assert!(dir.path().join(file).exists(), "{file} not written");
+    }
+}
+
+#[test]
+fn flat_baseline_converges_at_small_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = SimConfig::new(30, 3);
+    cfg.out = dir.path().to_path_buf();
+    cfg.steady = Duration::from_secs(5);
+    cfg.converge_limit = Duration::from_secs(60);
+    let rt = sim::runtime().unwrap();
+    let outcome = rt.block_on(sim::flat::run(&cfg)).unwrap();
+    assert_eq!(outcome.converged, 30);
+    assert!(dir.path().join("flat_30.csv").exists());
+}
