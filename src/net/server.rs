@@ -175,9 +175,9 @@ pub enum CallError {
     },
 }
 
-/// Connects to `addr` (host:port) and runs the handshake.
-pub async fn connect(addr: &str, local: &LocalInfo) -> Result<Conn, CallError> {
-    let stream = tokio::time::timeout(CALL_TIMEOUT, TcpStream::connect(addr))
+/// Opens a TCP connection to `addr` (host:port) within [`CALL_TIMEOUT`].
+async fn dial(addr: &str) -> Result<TcpStream, CallError> {
+    tokio::time::timeout(CALL_TIMEOUT, TcpStream::connect(addr))
         .await
         .map_err(|_| CallError::Connect {
             addr: addr.into(),
@@ -186,7 +186,12 @@ pub async fn connect(addr: &str, local: &LocalInfo) -> Result<Conn, CallError> {
         .map_err(|e| CallError::Connect {
             addr: addr.into(),
             reason: e.to_string().to_lowercase(),
-        })?;
+        })
+}
+
+/// Connects to `addr` (host:port) and runs the handshake.
+pub async fn connect(addr: &str, local: &LocalInfo) -> Result<Conn, CallError> {
+    let stream = dial(addr).await?;
     let mut conn = framed(stream);
     handshake(&mut conn, local)
         .await
@@ -238,16 +243,7 @@ pub async fn fetch_seeds(
 
 /// Asks a peer for its chain spec JSON, before (instead of) a handshake.
 pub async fn fetch_chain_spec(addr: &str) -> Result<String, CallError> {
-    let stream = tokio::time::timeout(CALL_TIMEOUT, TcpStream::connect(addr))
-        .await
-        .map_err(|_| CallError::Connect {
-            addr: addr.into(),
-            reason: "timed out".into(),
-        })?
-        .map_err(|e| CallError::Connect {
-            addr: addr.into(),
-            reason: e.to_string().to_lowercase(),
-        })?;
+    let stream = dial(addr).await?;
     let mut conn = framed(stream);
     let bad = || CallError::Answer { addr: addr.into() };
     send(&mut conn, &Message::GetChainSpec)
