@@ -633,20 +633,7 @@ struct Devnet {
 impl Devnet {
     fn start(dir: &Path, nodes: u16, regions: u16) -> Devnet {
         use std::os::unix::process::CommandExt;
-        // node i uses base+3i .. base+3i+2: reserve consecutive triples
-        let mut base_port = crate::common::reserve_ports();
-        let mut next = base_port;
-        for _ in 1..nodes {
-            let p = crate::common::reserve_ports();
-            if p == next + 3 {
-                next = p;
-            } else {
-                base_port = p;
-                next = p;
-            }
-        }
-        let count = (next - base_port) / 3 + 1;
-        assert!(count >= nodes, "no {nodes} consecutive free port triples");
+        let base_port = crate::common::reserve_port_triples(nodes);
         let out = std::fs::File::create(dir.join("devnet.out")).unwrap();
         let child = std::process::Command::new(crate::common::BIN)
             .args(strings(&[

@@ -21,14 +21,20 @@ fn port_free(port: u16) -> bool {
 
 /// Three consecutive free ports: p2p (TCP+UDP), bridge gossip (UDP), API (TCP).
 pub fn reserve_ports() -> u16 {
+    reserve_port_triples(1)
+}
+
+/// `n` consecutive free port triples (node i uses base+3i .. base+3i+2), taken in one step
+/// so that tests reserving ports at the same time never interleave with the run.
+pub fn reserve_port_triples(n: u16) -> u16 {
     if NEXT_PORT.load(Ordering::SeqCst) == 0 {
         let seed = 20_000 + (std::process::id() % 400) as u16 * 100;
         let _ = NEXT_PORT.compare_exchange(0, seed, Ordering::SeqCst, Ordering::SeqCst);
     }
     loop {
-        let base = NEXT_PORT.fetch_add(3, Ordering::SeqCst);
-        assert!(base < 65_000, "ran out of test ports");
-        if (base..base + 3).all(port_free) {
+        let base = NEXT_PORT.fetch_add(3 * n, Ordering::SeqCst);
+        assert!(base < 65_000 - 3 * n, "ran out of test ports");
+        if (base..base + 3 * n).all(port_free) {
             return base;
         }
     }
