@@ -77,27 +77,7 @@ promql() {
 promql_any() { [[ "$(promql "$1")" != "[]" ]]; }
 
 # First free base port for $NODES nodes (3 TCP+UDP ports each), and one free TCP port.
-free_ports() {
-  python3 - "$1" <<'EOF'
-import random, socket, sys
-def free(port):
-    try:
-        for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
-            s = socket.socket(socket.AF_INET, kind)
-            s.bind(("127.0.0.1", port))
-            s.close()
-        return True
-    except OSError:
-        return False
-count = int(sys.argv[1])
-for _ in range(200):
-    base = random.randrange(30000, 60000 - count)
-    if all(free(p) for p in range(base, base + count)):
-        print(base)
-        sys.exit(0)
-sys.exit(1)
-EOF
-}
+free_ports() { "$ROOT/scripts/free-ports.py" "$1"; }
 
 node_api() { echo "127.0.0.1:$((BASE + 3 * $1 + 2))"; }
 

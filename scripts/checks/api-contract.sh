@@ -22,26 +22,7 @@ BIN="$CARGO_TARGET_DIR/debug/qnet-node"
 rm -rf "$WORK"
 mkdir -p "$WORK"
 # Three free consecutive ports on 127.0.0.1: p2p (gossip+data plane), bridge gossip, API.
-BASE="$(python3 - <<'PY'
-import random, socket
-for _ in range(200):
-    base = random.randrange(20000, 60000)
-    socks = []
-    try:
-        for p in (base, base + 1, base + 2):
-            for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
-                s = socket.socket(socket.AF_INET, kind)
-                s.bind(("127.0.0.1", p))
-                socks.append(s)
-        print(base)
-        break
-    except OSError:
-        pass
-    finally:
-        for s in socks:
-            s.close()
-PY
-)"
+BASE="$("$ROOT/scripts/free-ports.py" 3)"
 API="127.0.0.1:$((BASE + 2))"
 
 "$BIN" --node-type super --region eu --enable-microblocks --data-dir "$WORK/node" \

@@ -118,10 +118,6 @@ async fn metric(node: &NodeProcess, series: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
-pub(crate) async fn ready(node: &NodeProcess) -> bool {
-    crate::common::get_status(&node.url("/health/ready")).await == Some(200)
-}
-
 /// Every node has the same block hash at every height up to `upto`.
 async fn agree(nodes: &[&NodeProcess], upto: u64) -> Option<()> {
     for h in 1..=upto {
@@ -180,15 +176,9 @@ async fn network_agrees_includes_transfers_and_counts_rejections() {
     ];
     let net = chain_for(&specs, &root, 500);
     let a = start(&specs[0], &net, &[]);
-    wait_for("a ready", Duration::from_secs(15), || async {
-        ready(&a).await.then_some(())
-    })
-    .await;
+    a.wait_ready("a ready", Duration::from_secs(15)).await;
     let b = start(&specs[1], &net, &[&specs[0]]);
-    wait_for("b ready", Duration::from_secs(15), || async {
-        ready(&b).await.then_some(())
-    })
-    .await;
+    b.wait_ready("b ready", Duration::from_secs(15)).await;
     let c = start(&specs[2], &net, &[&specs[0], &specs[1]]);
     let d = start(&specs[3], &net, &[&specs[1], &specs[0]]);
     let all = [&a, &b, &c, &d];

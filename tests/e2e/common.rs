@@ -150,6 +150,19 @@ impl NodeProcess {
         format!("http://{}{}", self.spec.api_addr(), path)
     }
 
+    /// Whether `/health/ready` answers 200 now.
+    pub async fn is_ready(&self) -> bool {
+        get_status(&self.url("/health/ready")).await == Some(200)
+    }
+
+    /// Polls `/health/ready` until it answers 200; panics naming `what` after `timeout`.
+    pub async fn wait_ready(&self, what: &str, timeout: Duration) {
+        wait_for(what, timeout, || async {
+            self.is_ready().await.then_some(())
+        })
+        .await
+    }
+
     /// The node's log so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()

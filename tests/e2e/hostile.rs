@@ -30,8 +30,7 @@ async fn producing_node(name: &str) -> NodeProcess {
     spec.extra = vec!["--enable-microblocks".into()];
     let node = NodeProcess::start(spec);
     wait_for("node ready and producing", START, || async {
-        (get_status(&node.url("/health/ready")).await == Some(200) && height(&node).await? >= 1)
-            .then_some(())
+        (node.is_ready().await && height(&node).await? >= 1).then_some(())
     })
     .await;
     node
@@ -57,8 +56,7 @@ async fn metric(node: &NodeProcess, series: &str) -> f64 {
 /// The node keeps answering and producing: readiness, then a head above `before`.
 async fn still_serving(node: &NodeProcess, before: u64) {
     wait_for("node still ready and producing", START, || async {
-        (get_status(&node.url("/health/ready")).await == Some(200) && height(node).await? > before)
-            .then_some(())
+        (node.is_ready().await && height(node).await? > before).then_some(())
     })
     .await;
 }

@@ -92,10 +92,7 @@ async fn four_nodes_converge_detect_death_and_rejoin_from_peer_store() {
         .await;
     }
     for n in &nodes {
-        wait_for("ready", CONVERGE, || async {
-            (get_status(&n.url("/health/ready")).await? == 200).then_some(())
-        })
-        .await;
+        n.wait_ready("ready", CONVERGE).await;
     }
 
     // kill -9 the eu full node: its region peer marks it dead

@@ -97,10 +97,7 @@ async fn catalogue_matches_a_live_node() {
     .map(String::from)
     .to_vec();
     let node = NodeProcess::start(spec);
-    wait_for("ready", CONVERGE, || async {
-        (get_status(&node.url("/health/ready")).await? == 200).then_some(())
-    })
-    .await;
+    node.wait_ready("ready", CONVERGE).await;
     // Traffic, so the API families have series.
     let client = reqwest::Client::new();
     let _ = get_status(&node.url("/v1/status")).await;

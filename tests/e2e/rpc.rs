@@ -8,8 +8,8 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::chain::{chain_for, ready, rpc, start};
-use crate::common::{test_dir, wait_for, NodeProcess, NodeSpec};
+use crate::chain::{chain_for, rpc, start};
+use crate::common::{test_dir, NodeProcess, NodeSpec};
 
 /// How long the subscriber listens (the issue asks for a minute).
 const LISTEN: Duration = Duration::from_secs(60);
@@ -88,17 +88,11 @@ async fn websocket_heads_arrive_in_order_and_backfill_after_reconnect() {
     ];
     let net = chain_for(&specs, &root, 500);
     let a = start(&specs[0], &net, &[]);
-    wait_for("a ready", Duration::from_secs(15), || async {
-        ready(&a).await.then_some(())
-    })
-    .await;
+    a.wait_ready("a ready", Duration::from_secs(15)).await;
     let b = start(&specs[1], &net, &[&specs[0]]);
     let c = start(&specs[2], &net, &[&specs[0], &specs[1]]);
     for n in [&b, &c] {
-        wait_for("node ready", Duration::from_secs(30), || async {
-            ready(n).await.then_some(())
-        })
-        .await;
+        n.wait_ready("node ready", Duration::from_secs(30)).await;
     }
 
     // A minute of heads: consecutive heights, each linked to the one before it, unless the
@@ -203,10 +197,7 @@ async fn api_limit_flags_take_effect() {
         "1".into(),
     ];
     let node = NodeProcess::start(spec);
-    wait_for("ready", Duration::from_secs(20), || async {
-        ready(&node).await.then_some(())
-    })
-    .await;
+    node.wait_ready("ready", Duration::from_secs(20)).await;
     let call =
         |id: u64| json!({"jsonrpc": "2.0", "id": id, "method": "chain_getHead", "params": []});
     let client = reqwest::Client::new();

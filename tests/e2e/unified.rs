@@ -223,10 +223,7 @@ async fn health_monitor_is_silent_when_healthy_and_warns_once_per_check() {
     let c = NodeProcess::start(mk("c", "na", boot));
     let d = NodeProcess::start(mk("d", "asia", boot));
     for n in [&a, &b, &c, &d] {
-        wait_for("ready", DEADLINE, || async {
-            (get_status(&n.url("/health/ready")).await? == 200).then_some(())
-        })
-        .await;
+        n.wait_ready("ready", DEADLINE).await;
     }
     wait_for("a sees 4 live", DEADLINE, || async {
         let r = get_json(&a.url("/v1/regions")).await?;
