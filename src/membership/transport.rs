@@ -272,7 +272,95 @@ impl Socket for GuardedSocket {
 mod tests {
     use std::time::Duration;
 
+    use chitchat::transport::ChannelTransport;
+    use chitchat::{spawn_chitchat, ChitchatConfig, ChitchatHandle, FailureDetectorConfig};
+
     use super::*;
+    use crate::metrics::CLUSTER_REGIONAL;
+
+    fn node_id(n: u16) -> ChitchatId {
+        ChitchatId::new(
+            format!("{n:016x}"),
+            1,
+            SocketAddr::from(([10, 0, 0, n as u8], 7000)),
+        )
+    }
+
+    async fn spawn(
+        id: ChitchatId,
+        seeds: &[SocketAddr],
+        transport: &dyn Transport,
+    ) -> ChitchatHandle {
+        let config = ChitchatConfig {
+            chitchat_id: id.clone(),
+            cluster_id: "test".into(),
+            gossip_interval: Duration::from_millis(50),
+            listen_addr: id.gossip_advertise_addr,
+            seed_nodes: seeds.iter().map(|s| s.to_string()).collect(),
+            failure_detector_config: FailureDetectorConfig::default(),
+            marked_for_deletion_grace_period: Duration::from_secs(60),
+            catchup_callback: None,
+            extra_liveness_predicate: None,
+            protocol_version: chitchat::ProtocolVersion::V1,
+        };
+        spawn_chitchat(config, Vec::new(), transport).await.unwrap()
+    }
+
+    async fn known(handle: &ChitchatHandle) -> Vec<ChitchatId> {
+        handle
+            .with_chitchat(|c| c.node_states().keys().cloned().collect())
+            .await
+    }
+
+    /// Real chitchat nodes over the in-memory transport: a stranger whose digest names
+    /// members on other hosts is answered without its digest, so the guarded node learns
+    /// nobody from it, while the stranger learns the guarded node (it pulls).
+    #[tokio::test]
+    async fn a_stranger_cannot_introduce_others_but_still_learns_the_cluster() {
+        let net = ChannelTransport::with_mtu(65_507);
+        // three members that know each other, unguarded
+        let (a, b, c) = (node_id(1), node_id(2), node_id(3));
+        let ha = spawn(a.clone(), &[], &net).await;
+        let hb = spawn(b.clone(), &[a.gossip_advertise_addr], &net).await;
+        let hc = spawn(c.clone(), &[a.gossip_advertise_addr], &net).await;
+        for _ in 0..100 {
+            if known(&ha).await.len() == 3 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(known(&ha).await.len(), 3, "the members converge");
+        // the guarded node: nobody gossips to it but `a`, a stranger to it
+        let metrics = Metrics::new().unwrap();
+        let g = node_id(9);
+        let guarded = GuardedTransport::new(
+            Box::new(net.clone()),
+            GossipCounters::new(&metrics, CLUSTER_REGIONAL),
+            g.clone(),
+            GuardHandle::default(),
+        );
+        let hg = spawn(g.clone(), &[], &guarded).await;
+        ha.gossip(g.gossip_advertise_addr).unwrap();
+        for _ in 0..100 {
+            if known(&ha).await.contains(&g) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(
+            known(&ha).await.contains(&g),
+            "the stranger learned the node"
+        );
+        assert_eq!(known(&hg).await, vec![g.clone()], "nobody introduced");
+        let refused = metrics
+            .gossip_digests_refused
+            .with_label_values(&[CLUSTER_REGIONAL, "too_many"])
+            .get();
+        assert!(refused >= 1, "refusal counted");
+        for h in [ha, hb, hc, hg] {
+            let _ = h.shutdown().await;
+        }
+    }
 
     #[test]
     fn limiter_allows_burst_then_refills() {
