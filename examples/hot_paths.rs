@@ -1,7 +1,8 @@
 //! Hot paths of the control plane, timed in a loop (no assertions; figures for BENCHMARKS.md):
-//! verifying a member card (what the gossip guard does once per member generation), electing
-//! a region's bridges among 1,000 members, planning a bridge's links in a global mesh, and
-//! the Merkle root of a block's transactions.
+//! verifying a member card (what the gossip guard does once per member generation), the
+//! gossip guard's digest admission (once per received SYN and SYN-ACK), electing a region's
+//! bridges among 1,000 members, planning a bridge's links in a global mesh, and the Merkle
+//! root of a block's transactions.
 //!
 //! ```text
 //! cargo run --release --example hot_paths
@@ -15,7 +16,9 @@ use std::time::{Duration, Instant};
 use chitchat::ChitchatId;
 use qnet_node::chain::merkle::merkle_root;
 use qnet_node::identity::{Identity, NodeId, NodeType};
+use qnet_node::membership::admission::{Admission, DigestKind, GuardView, Limits};
 use qnet_node::membership::card::{issue, verify_card};
+use qnet_node::membership::digest::checked_ids;
 use qnet_node::membership::view::{elect_bridges, Member};
 use qnet_node::region::Region;
 use qnet_node::topology::links::{plan_links, LinkLimits, LinkView, RegionMember};
@@ -75,6 +78,36 @@ fn main() {
     });
 
     let members: Vec<Member> = (0..1_000).map(|i| member(i, &eu)).collect();
+    let ids: Vec<ChitchatId> = members
+        .iter()
+        .map(|m| ChitchatId::new(m.node_id.to_string(), m.generation, m.gossip_addr))
+        .collect();
+    let mut admission = Admission::new(id.clone(), Limits::default(), 0);
+    admission.set_view(std::sync::Arc::new(GuardView {
+        known: ids.iter().cloned().collect(),
+        trusted: ids.iter().map(|i| i.gossip_advertise_addr).collect(),
+    }));
+    let from = ids[0].gossip_advertise_addr;
+    time(
+        "guard: admit a digest naming 1,000 known members",
+        budget,
+        || admission.judge(DigestKind::Syn, from, checked_ids(ids.iter()), 0),
+    );
+    let flood: Vec<ChitchatId> = (0..1_100u32)
+        .map(|i| {
+            ChitchatId::new(
+                format!("{i:016x}"),
+                1,
+                SocketAddr::from(([127, 0, 0, 2], 10_000)),
+            )
+        })
+        .collect();
+    let stranger = SocketAddr::from(([127, 0, 0, 2], 9_999));
+    time(
+        "guard: refuse a stranger's digest naming 1,100 made-up members",
+        budget,
+        || admission.judge(DigestKind::Syn, stranger, checked_ids(flood.iter()), 0),
+    );
     time("elect 3 bridges among 1,000 members", budget, || {
         elect_bridges(&members, 3)
     });

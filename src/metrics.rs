@@ -29,6 +29,8 @@ pub struct Metrics {
     pub gossip_messages: IntCounterVec,
     /// Gossip bytes by cluster and direction.
     pub gossip_bytes: IntCounterVec,
+    /// Gossip digests refused by the transport guard, by cluster and reason.
+    pub gossip_digests_refused: IntCounterVec,
     /// Node information (value 1) with node id, type, region and version labels.
     pub info: GaugeVec,
     /// Whether the node is ready (joined).
@@ -100,6 +102,13 @@ impl Metrics {
                 "Gossip bytes by cluster and direction",
             ),
             &["cluster", "direction"],
+        )?;
+        let gossip_digests_refused = IntCounterVec::new(
+            Opts::new(
+                "qnet_gossip_digests_refused_total",
+                "Gossip digests refused by the transport guard by cluster and reason",
+            ),
+            &["cluster", "reason"],
         )?;
         let info = GaugeVec::new(
             Opts::new("qnet_node_info", "Node information; the value is always 1"),
@@ -215,6 +224,7 @@ impl Metrics {
         registry.register(Box::new(bridge.clone()))?;
         registry.register(Box::new(gossip_messages.clone()))?;
         registry.register(Box::new(gossip_bytes.clone()))?;
+        registry.register(Box::new(gossip_digests_refused.clone()))?;
         registry.register(Box::new(info.clone()))?;
         registry.register(Box::new(ready.clone()))?;
         registry.register(Box::new(start_time.clone()))?;
@@ -233,6 +243,9 @@ impl Metrics {
                 gossip_messages.with_label_values(&[cluster, direction]);
                 gossip_bytes.with_label_values(&[cluster, direction]);
             }
+            for reason in crate::membership::admission::Refusal::ALL {
+                gossip_digests_refused.with_label_values(&[cluster, reason.as_str()]);
+            }
         }
         let chain = ChainMetrics::new(&registry)?;
         Ok(Metrics {
@@ -243,6 +256,7 @@ impl Metrics {
             bridge,
             gossip_messages,
             gossip_bytes,
+            gossip_digests_refused,
             info,
             ready,
             start_time,

@@ -30,6 +30,7 @@ fn hundred_nodes_in_six_regions_behave_correctly() {
     let names: Vec<&str> = outcome.checks.iter().map(|c| c.name.as_str()).collect();
     for expected in [
         "cold start: every node converges",
+        "cold start: no gossip digest refused as malformed",
         "steady state: bridges elected",
         "propagation: direct reaches every target",
         "propagation: regional_clustering reaches every target",

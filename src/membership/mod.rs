@@ -4,7 +4,9 @@
 //! summaries into their regional cluster. [`Membership`] is the only owner of chitchat; the
 //! rest of the node reads a [`MembershipView`] from a watch channel.
 
+pub mod admission;
 pub mod card;
+pub mod digest;
 pub mod keys;
 pub mod liveness;
 pub mod store;
@@ -32,6 +34,7 @@ use crate::config::MembershipConfig;
 use crate::identity::{Identity, NodeType};
 use crate::metrics::{Metrics, CLUSTER_BRIDGE, CLUSTER_REGIONAL};
 use crate::region::Region;
+use admission::{GuardHandle, GuardView};
 use card::MemberCard;
 use transport::{GossipCounters, GuardedTransport, TransportFactory};
 use view::{HeardSummary, OwnRegionInput, RegionMemory};
@@ -122,6 +125,7 @@ impl Membership {
         let id = card::chitchat_id(&params.identity, generation, params.advertise_addr);
         let card_value = card::issue(&params.identity, &id, &params.region, params.node_type);
         let cluster_id = format!("{}/{}", params.chain_id, params.region);
+        let regional_guard = GuardHandle::default();
         let regional = spawn_cluster(
             id.clone(),
             cluster_id,
@@ -136,6 +140,8 @@ impl Membership {
             GuardedTransport::new(
                 (params.transport)(),
                 GossipCounters::new(&params.metrics, CLUSTER_REGIONAL),
+                id.clone(),
+                regional_guard.clone(),
             ),
         )
         .await?;
@@ -179,6 +185,8 @@ impl Membership {
             self_id: id,
             regional_liveness: liveness::LivenessFilter::default(),
             bridge_liveness: liveness::LivenessFilter::default(),
+            regional_guard,
+            bridge_guard: GuardHandle::default(),
         };
         let task = tokio::spawn(worker.run(stop_rx));
         Ok(Membership {
@@ -328,6 +336,10 @@ struct Worker {
     self_id: ChitchatId,
     regional_liveness: liveness::LivenessFilter,
     bridge_liveness: liveness::LivenessFilter,
+    /// What the regional cluster's transport guard admits against.
+    regional_guard: GuardHandle,
+    /// What the bridge cluster's transport guard admits against.
+    bridge_guard: GuardHandle,
 }
 
 impl Worker {
@@ -343,13 +355,15 @@ impl Worker {
         self.persist(self.params.clock.now_ms(), true);
     }
 
-    /// Reads a cluster and returns its members whose cards verify.
+    /// Reads a cluster and returns its members whose cards verify; publishes what the
+    /// cluster's transport guard admits digests against.
     async fn observe(&mut self, cluster: &ClusterRef, bridge: bool) -> Vec<Observed> {
         let (states, live): (Vec<NodeState>, HashSet<ChitchatId>) = {
             let c = cluster.lock().await;
             let live: HashSet<ChitchatId> = c.live_nodes().cloned().collect();
             (c.node_states().values().cloned().collect(), live)
         };
+        let known: HashSet<ChitchatId> = states.iter().map(|s| s.chitchat_id().clone()).collect();
         if self.cards.len() > MAX_CACHED_CARDS {
             self.cards.clear();
         }
@@ -388,6 +402,18 @@ impl Worker {
                 card,
             });
         }
+        let guard = if bridge {
+            &self.bridge_guard
+        } else {
+            &self.regional_guard
+        };
+        guard.publish(GuardView {
+            known,
+            trusted: out
+                .iter()
+                .map(|o| admission::canonical(o.id.gossip_advertise_addr))
+                .collect(),
+        });
         out
     }
 
@@ -590,8 +616,9 @@ impl Worker {
             seeds.sort();
             seeds.dedup();
             let interval = (self.params.config.gossip_interval / 2).max(Duration::from_millis(50));
+            self.bridge_guard.publish(GuardView::default());
             match spawn_cluster(
-                id,
+                id.clone(),
                 format!("{}/bridges", self.params.chain_id),
                 bind,
                 &seeds,
@@ -604,6 +631,8 @@ impl Worker {
                 GuardedTransport::new(
                     (self.params.transport)(),
                     GossipCounters::new(&self.params.metrics, CLUSTER_BRIDGE),
+                    id,
+                    self.bridge_guard.clone(),
                 ),
             )
             .await

@@ -1,5 +1,6 @@
-//! Gossip transport guard: chitchat's UDP socket wrapped with per-source rate limits and
-//! traffic counters, so datagram floods from strangers cannot starve the node.
+//! Gossip transport guard: chitchat's UDP socket wrapped with per-source rate limits, digest
+//! admission (see [`super::admission`]) and traffic counters, so datagram floods and digests
+//! naming made-up members cannot starve the node or grow chitchat's state.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -9,9 +10,11 @@ use tokio::time::Instant;
 
 use async_trait::async_trait;
 use chitchat::transport::{RecvOutcome, SendOutcome, Socket, Transport, UdpTransport};
-use chitchat::ChitchatEnvelope;
+use chitchat::{ChitchatEnvelope, ChitchatId, ChitchatMessage};
 use prometheus::IntCounter;
 
+use super::admission::{Admission, DigestKind, GuardHandle, Limits, Refusal};
+use super::digest::checked_ids;
 use crate::metrics::Metrics;
 
 /// Per-source-IP datagram budget: sustained rate per second.
@@ -30,6 +33,7 @@ pub struct GossipCounters {
     recv_bytes: IntCounter,
     dropped_msgs: IntCounter,
     dropped_bytes: IntCounter,
+    refused: [IntCounter; Refusal::ALL.len()],
 }
 
 impl GossipCounters {
@@ -44,7 +48,20 @@ impl GossipCounters {
             recv_bytes: b("received"),
             dropped_msgs: m("dropped"),
             dropped_bytes: b("dropped"),
+            refused: Refusal::ALL.map(|r| {
+                metrics
+                    .gossip_digests_refused
+                    .with_label_values(&[cluster, r.as_str()])
+            }),
         }
+    }
+
+    fn refused(&self, reason: Refusal) -> &IntCounter {
+        let i = Refusal::ALL
+            .iter()
+            .position(|r| *r == reason)
+            .unwrap_or_default();
+        &self.refused[i]
     }
 }
 
@@ -93,12 +110,25 @@ pub fn udp() -> TransportFactory {
 pub struct GuardedTransport {
     inner: Box<dyn Transport>,
     counters: GossipCounters,
+    self_id: ChitchatId,
+    view: GuardHandle,
 }
 
 impl GuardedTransport {
-    /// Guards `inner`, counting into `counters`.
-    pub fn new(inner: Box<dyn Transport>, counters: GossipCounters) -> Self {
-        GuardedTransport { inner, counters }
+    /// Guards `inner` for the cluster member `self_id`, admitting digests against `view`
+    /// (published by the membership task) and counting into `counters`.
+    pub fn new(
+        inner: Box<dyn Transport>,
+        counters: GossipCounters,
+        self_id: ChitchatId,
+        view: GuardHandle,
+    ) -> Self {
+        GuardedTransport {
+            inner,
+            counters,
+            self_id,
+            view,
+        }
     }
 }
 
@@ -110,6 +140,9 @@ impl Transport for GuardedTransport {
             inner,
             counters: self.counters.clone(),
             limiter: SourceLimiter::default(),
+            admission: Admission::new(self.self_id.clone(), Limits::default(), 0),
+            view: self.view.clone(),
+            started: Instant::now(),
         }))
     }
 }
@@ -118,6 +151,71 @@ struct GuardedSocket {
     inner: Box<dyn Socket>,
     counters: GossipCounters,
     limiter: SourceLimiter,
+    admission: Admission,
+    view: GuardHandle,
+    started: Instant,
+}
+
+/// What the guard does with a received envelope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Action {
+    /// Hand it to chitchat as is.
+    Pass,
+    /// Hand it to chitchat without its digest: a refused SYN still gets an answer.
+    Strip(Refusal),
+    /// Do not hand it over.
+    Drop(Refusal),
+    /// Over the source's datagram rate: dropped unread.
+    RateLimited,
+}
+
+impl GuardedSocket {
+    fn now_ms(&self) -> u64 {
+        Instant::now()
+            .saturating_duration_since(self.started)
+            .as_millis() as u64
+    }
+
+    /// Judges the digest a SYN or SYN-ACK carries; strips or drops refused ones.
+    fn admit(&mut self, outcome: &mut RecvOutcome) -> Action {
+        let now_ms = self.now_ms();
+        self.admission.set_view(self.view.get());
+        let from = outcome.from_addr;
+        let action = match &outcome.envelope.message {
+            ChitchatMessage::Syn { digest, .. } => {
+                let verdict = self.admission.judge(
+                    DigestKind::Syn,
+                    from,
+                    checked_ids(digest.node_ids()),
+                    now_ms,
+                );
+                match verdict {
+                    Ok(()) => Action::Pass,
+                    Err(Refusal::Malformed) => Action::Drop(Refusal::Malformed),
+                    Err(r) => Action::Strip(r),
+                }
+            }
+            ChitchatMessage::SynAck { digest, .. } => {
+                let verdict = self.admission.judge(
+                    DigestKind::SynAck,
+                    from,
+                    checked_ids(digest.node_ids()),
+                    now_ms,
+                );
+                match verdict {
+                    Ok(()) => Action::Pass,
+                    Err(r) => Action::Drop(r),
+                }
+            }
+            _ => Action::Pass,
+        };
+        if let (Action::Strip(_), ChitchatMessage::Syn { digest, .. }) =
+            (action, &mut outcome.envelope.message)
+        {
+            *digest = Default::default();
+        }
+        action
+    }
 }
 
 #[async_trait]
@@ -131,6 +229,10 @@ impl Socket for GuardedSocket {
         to: SocketAddr,
         envelope: ChitchatEnvelope,
     ) -> anyhow::Result<SendOutcome> {
+        if matches!(envelope.message, ChitchatMessage::Syn { .. }) {
+            let now_ms = self.now_ms();
+            self.admission.sent_syn(to, now_ms);
+        }
         let outcome = self.inner.send(to, envelope).await?;
         self.counters.sent_msgs.inc();
         self.counters
@@ -141,15 +243,27 @@ impl Socket for GuardedSocket {
 
     async fn recv(&mut self) -> anyhow::Result<RecvOutcome> {
         loop {
-            let outcome = self.inner.recv().await?;
+            let mut outcome = self.inner.recv().await?;
             let bytes = outcome.num_bytes_received as u64;
-            if self.limiter.allow(outcome.from_addr.ip(), Instant::now()) {
-                self.counters.recv_msgs.inc();
-                self.counters.recv_bytes.inc_by(bytes);
-                return Ok(outcome);
+            let action = if self.limiter.allow(outcome.from_addr.ip(), Instant::now()) {
+                self.admit(&mut outcome)
+            } else {
+                Action::RateLimited
+            };
+            if let Action::Strip(r) | Action::Drop(r) = action {
+                self.counters.refused(r).inc();
             }
-            self.counters.dropped_msgs.inc();
-            self.counters.dropped_bytes.inc_by(bytes);
+            match action {
+                Action::Pass | Action::Strip(_) => {
+                    self.counters.recv_msgs.inc();
+                    self.counters.recv_bytes.inc_by(bytes);
+                    return Ok(outcome);
+                }
+                Action::Drop(_) | Action::RateLimited => {
+                    self.counters.dropped_msgs.inc();
+                    self.counters.dropped_bytes.inc_by(bytes);
+                }
+            }
         }
     }
 }
@@ -158,7 +272,95 @@ impl Socket for GuardedSocket {
 mod tests {
     use std::time::Duration;
 
+    use chitchat::transport::ChannelTransport;
+    use chitchat::{spawn_chitchat, ChitchatConfig, ChitchatHandle, FailureDetectorConfig};
+
     use super::*;
+    use crate::metrics::CLUSTER_REGIONAL;
+
+    fn node_id(n: u16) -> ChitchatId {
+        ChitchatId::new(
+            format!("{n:016x}"),
+            1,
+            SocketAddr::from(([10, 0, 0, n as u8], 7000)),
+        )
+    }
+
+    async fn spawn(
+        id: ChitchatId,
+        seeds: &[SocketAddr],
+        transport: &dyn Transport,
+    ) -> ChitchatHandle {
+        let config = ChitchatConfig {
+            chitchat_id: id.clone(),
+            cluster_id: "test".into(),
+            gossip_interval: Duration::from_millis(50),
+            listen_addr: id.gossip_advertise_addr,
+            seed_nodes: seeds.iter().map(|s| s.to_string()).collect(),
+            failure_detector_config: FailureDetectorConfig::default(),
+            marked_for_deletion_grace_period: Duration::from_secs(60),
+            catchup_callback: None,
+            extra_liveness_predicate: None,
+            protocol_version: chitchat::ProtocolVersion::V1,
+        };
+        spawn_chitchat(config, Vec::new(), transport).await.unwrap()
+    }
+
+    async fn known(handle: &ChitchatHandle) -> Vec<ChitchatId> {
+        handle
+            .with_chitchat(|c| c.node_states().keys().cloned().collect())
+            .await
+    }
+
+    /// Real chitchat nodes over the in-memory transport: a stranger whose digest names
+    /// members on other hosts is answered without its digest, so the guarded node learns
+    /// nobody from it, while the stranger learns the guarded node (it pulls).
+    #[tokio::test]
+    async fn a_stranger_cannot_introduce_others_but_still_learns_the_cluster() {
+        let net = ChannelTransport::with_mtu(65_507);
+        // three members that know each other, unguarded
+        let (a, b, c) = (node_id(1), node_id(2), node_id(3));
+        let ha = spawn(a.clone(), &[], &net).await;
+        let hb = spawn(b.clone(), &[a.gossip_advertise_addr], &net).await;
+        let hc = spawn(c.clone(), &[a.gossip_advertise_addr], &net).await;
+        for _ in 0..100 {
+            if known(&ha).await.len() == 3 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(known(&ha).await.len(), 3, "the members converge");
+        // the guarded node: nobody gossips to it but `a`, a stranger to it
+        let metrics = Metrics::new().unwrap();
+        let g = node_id(9);
+        let guarded = GuardedTransport::new(
+            Box::new(net.clone()),
+            GossipCounters::new(&metrics, CLUSTER_REGIONAL),
+            g.clone(),
+            GuardHandle::default(),
+        );
+        let hg = spawn(g.clone(), &[], &guarded).await;
+        ha.gossip(g.gossip_advertise_addr).unwrap();
+        for _ in 0..100 {
+            if known(&ha).await.contains(&g) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(
+            known(&ha).await.contains(&g),
+            "the stranger learned the node"
+        );
+        assert_eq!(known(&hg).await, vec![g.clone()], "nobody introduced");
+        let refused = metrics
+            .gossip_digests_refused
+            .with_label_values(&[CLUSTER_REGIONAL, "too_many"])
+            .get();
+        assert!(refused >= 1, "refusal counted");
+        for h in [ha, hb, hc, hg] {
+            let _ = h.shutdown().await;
+        }
+    }
 
     #[test]
     fn limiter_allows_burst_then_refills() {

@@ -20,6 +20,7 @@ use super::watch::NodeWatch;
 use crate::clock::{SharedClock, TokioClock};
 use crate::config::MembershipConfig;
 use crate::identity::NodeId;
+use crate::membership::admission::Refusal;
 use crate::membership::{Head, MembershipError};
 use crate::metrics::{CLUSTER_BRIDGE, CLUSTER_REGIONAL};
 use crate::monitor::{EventKind, FailoverPolicy};
@@ -336,6 +337,28 @@ pub async fn run(cfg: SimConfig) -> Result<Outcome, SimError> {
     Ok(ctx.outcome)
 }
 
+/// Digests refused by every node's gossip guard so far, by reason (both clusters).
+fn refused_digests(fleet: &Fleet) -> Vec<(Refusal, u64)> {
+    Refusal::ALL
+        .iter()
+        .map(|r| {
+            let n = fleet
+                .nodes
+                .iter()
+                .flat_map(|node| {
+                    [CLUSTER_REGIONAL, CLUSTER_BRIDGE].map(|c| {
+                        node.metrics
+                            .gossip_digests_refused
+                            .with_label_values(&[c, r.as_str()])
+                            .get()
+                    })
+                })
+                .sum();
+            (*r, n)
+        })
+        .collect()
+}
+
 fn converged(fleet: &Fleet, i: usize) -> bool {
     let node = &fleet.nodes[i];
     let view = node.view();
@@ -369,6 +392,20 @@ async fn cold_start(ctx: &mut Ctx) -> Result<(), SimError> {
         "cold start: every node converges",
         done == times.len(),
         format!("{done}/{} within {:?}", times.len(), limit),
+    );
+    let refused = refused_digests(&ctx.fleet);
+    let malformed = refused
+        .iter()
+        .find(|(r, _)| *r == Refusal::Malformed)
+        .map_or(0, |(_, n)| *n);
+    let detail: Vec<String> = refused
+        .iter()
+        .map(|(r, n)| format!("{} {n}", r.as_str()))
+        .collect();
+    ctx.check(
+        "cold start: no gossip digest refused as malformed",
+        malformed == 0,
+        format!("digests refused by the guards: {}", detail.join(", ")),
     );
     let mut curve: Vec<f64> = times.iter().flatten().copied().collect();
     curve.sort_by(f64::total_cmp);

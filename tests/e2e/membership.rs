@@ -417,12 +417,11 @@ async fn a_node_whose_bootstrap_peer_starts_late_joins_when_it_comes_up() {
 }
 
 /// Digest flooding: well-formed SYNs of the node's own cluster whose digests name ~1,100
-/// made-up members each. chitchat 0.13 creates a node state for every member named in a
-/// digest, and offers no way to inspect digests before it does, so the flood grows its state
-/// by ~220k nodes and the node stops answering. Kept as a reproduction until the transport
-/// can bound members introduced by digests (HOSTILE.md, "known gaps").
+/// made-up members each. chitchat 0.13 would create a node state for every member named in a
+/// digest (~220k), stalling the node's gossip; the transport guard (`membership::admission`)
+/// lets a stranger introduce only itself, so every flood SYN reaches chitchat without its
+/// digest, and the refusals are counted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "digest flooding stalls the node (chitchat admits digest-only members); HOSTILE.md"]
 async fn digest_flood_leaves_the_node_up_with_its_real_members() {
     let root = test_dir("gossip-digest-flood");
     let first = NodeSpec::new(&root, "a", "eu", "super");
@@ -481,4 +480,21 @@ async fn digest_flood_leaves_the_node_up_with_its_real_members() {
         );
         assert_eq!(get_status(&a.url("/health/live")).await, Some(200));
     }
+    let metrics = reqwest::get(a.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let refused: u64 = metrics
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(
+                "qnet_gossip_digests_refused_total{cluster=\"regional\",reason=\"too_many\"} ",
+            )
+        })
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    assert!(refused >= 1, "flood digests refused: {refused}");
+    eprintln!("flood digests refused: {refused}");
 }
