@@ -150,6 +150,20 @@ impl NodeProcess {
         format!("http://{}{}", self.spec.api_addr(), path)
     }
 
+    /// The node's peak resident memory in bytes (`VmHWM` of /proc/<pid>/status).
+    pub fn peak_rss_bytes(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        let kb: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))?
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .ok()?;
+        Some(kb * 1024)
+    }
+
     /// Whether `/health/ready` answers 200 now.
     pub async fn is_ready(&self) -> bool {
         get_status(&self.url("/health/ready")).await == Some(200)

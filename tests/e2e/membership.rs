@@ -389,6 +389,60 @@ async fn forged_malformed_and_flooding_gossip_neither_crashes_nor_adds_members()
     }
 }
 
+/// A chitchat SYN (wire protocol v1) whose compressed digest stream is as many tiny zstd
+/// blocks as fit one datagram, each expanding to 64 KiB of zeros: ~170 MB once decompressed.
+fn decompression_bomb(cluster_id: &str) -> Vec<u8> {
+    let block = zstd::bulk::compress(&[0u8; u16::MAX as usize], 19).expect("zstd");
+    let mut out = 45_139u16.to_le_bytes().to_vec();
+    out.extend([1, 0]);
+    while out.len() + 3 + block.len() + 3 + cluster_id.len() < 60_000 {
+        out.push(1);
+        out.extend((block.len() as u16).to_le_bytes());
+        out.extend(&block);
+    }
+    out.push(0);
+    out.extend((cluster_id.len() as u16).to_le_bytes());
+    out.extend(cluster_id.as_bytes());
+    out
+}
+
+/// Compressed gossip streams are capped when decompressed (vendor/chitchat/QNET-PATCH.md):
+/// bombs cost the node neither its memory nor its members.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn decompression_bombs_are_refused_in_bounded_memory() {
+    let root = test_dir("gossip-bomb");
+    let first = NodeSpec::new(&root, "a", "eu", "super");
+    let mut second = NodeSpec::new(&root, "b", "eu", "full");
+    second.bootstrap = vec![first.p2p_addr()];
+    let target = first.p2p_addr();
+    let a = NodeProcess::start(first);
+    let b = NodeProcess::start(second);
+    let b_id = node_id(&b).await;
+    wait_for("a sees b", CONVERGE, || async {
+        let doc = get_json(&a.url("/v1/peers")).await?;
+        (peer(&doc, &b_id)?["live"] == true).then_some(())
+    })
+    .await;
+    let status = get_json(&a.url("/v1/status")).await.expect("status");
+    let bomb = decompression_bomb(&format!("{}/eu", status["chain_id"].as_str().unwrap()));
+    let before = a.peak_rss_bytes().expect("peak rss");
+    let junk = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    for _ in 0..40 {
+        let _ = junk.send_to(&bomb, target).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(get_status(&a.url("/health/live")).await, Some(200));
+    let after = a.peak_rss_bytes().expect("peak rss");
+    let bomb_len = bomb.len();
+    assert!(
+        after < before + 64 * 1024 * 1024,
+        "peak RSS grew from {before} to {after} bytes after {bomb_len}-byte bombs"
+    );
+    let doc = get_json(&a.url("/v1/peers")).await.expect("peers");
+    assert_eq!(peer(&doc, &b_id).unwrap()["live"], true, "{doc}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_whose_bootstrap_peer_starts_late_joins_when_it_comes_up() {
     let root = test_dir("late-bootstrap");

@@ -404,10 +404,18 @@ impl CompressedStreamWriter {
     }
 }
 
+/// Upper bound on the decompressed size of one stream (qnet-node patch). A datagram holds at
+/// most 64 KiB, but each compressed block may expand to 64 KiB, so a crafted datagram of many
+/// tiny blocks would otherwise expand to ~170 MB. Real streams stay far below this bound.
+pub const MAX_DECOMPRESSED_STREAM_LEN: usize = 4 << 20;
+
 pub fn deserialize_stream<D: Deserializable>(buf: &mut &[u8]) -> anyhow::Result<Vec<D>> {
     let mut decompressed_data = Vec::new();
     let mut decompressed_buffer = vec![0; u16::MAX as usize];
     loop {
+        if decompressed_data.len() > MAX_DECOMPRESSED_STREAM_LEN {
+            anyhow::bail!("decompressed stream too large");
+        }
         let block_type = BlockType::deserialize(buf)?;
         match block_type {
             BlockType::Compressed => {
