@@ -4,6 +4,7 @@
 //! summaries into their regional cluster. [`Membership`] is the only owner of chitchat; the
 //! rest of the node reads a [`MembershipView`] from a watch channel.
 
+pub mod bridge_role;
 pub mod card;
 pub mod keys;
 pub mod liveness;
@@ -179,6 +180,7 @@ impl Membership {
             self_id: id,
             regional_liveness: liveness::LivenessFilter::default(),
             bridge_liveness: liveness::LivenessFilter::default(),
+            bridge_role: bridge_role::BridgeRole::default(),
         };
         let task = tokio::spawn(worker.run(stop_rx));
         Ok(Membership {
@@ -328,6 +330,7 @@ struct Worker {
     self_id: ChitchatId,
     regional_liveness: liveness::LivenessFilter,
     bridge_liveness: liveness::LivenessFilter,
+    bridge_role: bridge_role::BridgeRole,
 }
 
 impl Worker {
@@ -449,16 +452,25 @@ impl Worker {
             bridge_addr: &|m: &Member| bridge_gossip_addr(m.gossip_addr),
         });
         let self_node_id = self.params.identity.node_id().clone();
-        let is_bridge = bridges.contains(&self_node_id);
+        let is_bridge = self.bridge_role.update(
+            bridges.contains(&self_node_id),
+            bridge_role::BRIDGE_SETTLE_ROUNDS,
+        );
         let mut bridge_peers_live = 0;
         if is_bridge {
             if let Some(cluster) = self.ensure_bridge(&own).await {
-                let summary = own.to_summary(now).encode();
-                cluster
-                    .lock()
-                    .await
-                    .self_node_state()
-                    .set(keys::KEY_SUMMARY, summary);
+                {
+                    let mut c = cluster.lock().await;
+                    let state = c.self_node_state();
+                    let prev = state.get(keys::KEY_SUMMARY).and_then(RegionSummary::decode);
+                    let summary = keys::restamp(
+                        prev.as_ref(),
+                        own.to_summary(now),
+                        now,
+                        keys::SUMMARY_HEAD_EVERY_MS,
+                    );
+                    state.set(keys::KEY_SUMMARY, summary.encode());
+                }
                 let known_addrs: HashSet<SocketAddr> =
                     members.iter().map(|m| m.gossip_addr).collect();
                 for o in self.observe(&cluster, true).await {
@@ -629,13 +641,13 @@ impl Worker {
     }
 
     async fn publish_copies(&self, now: u64) {
-        let copies: Vec<(String, String)> = self
+        let copies: Vec<(String, RegionSummary)> = self
             .memory
             .regions()
             .map(|r| {
                 (
                     format!("{}{}", keys::REGION_PREFIX, r.region),
-                    r.to_summary(now).encode(),
+                    r.to_summary(now),
                 )
             })
             .collect();
@@ -643,6 +655,19 @@ impl Worker {
             .regional
             .with_chitchat(|c| {
                 let state = c.self_node_state();
+                let copies: Vec<(String, String)> = copies
+                    .iter()
+                    .map(|(k, next)| {
+                        let prev = state.get(k).and_then(RegionSummary::decode);
+                        let s = keys::restamp(
+                            prev.as_ref(),
+                            next.clone(),
+                            now,
+                            keys::SUMMARY_HEAD_EVERY_MS,
+                        );
+                        (k.clone(), s.encode())
+                    })
+                    .collect();
                 let stale: Vec<String> = state
                     .key_values()
                     .map(|(k, _)| k.to_string())
