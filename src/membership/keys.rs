@@ -171,7 +171,10 @@ mod tests {
     #[test]
     fn restamp_keeps_an_unchanged_summary() {
         let prev = sample(Some(5), 1_000);
-        assert_eq!(restamp(None, sample(Some(5), 0), 9_000, 5_000), sample(Some(5), 9_000));
+        assert_eq!(
+            restamp(None, sample(Some(5), 0), 9_000, 5_000),
+            sample(Some(5), 9_000)
+        );
         assert_eq!(restamp(Some(&prev), sample(Some(5), 0), 9_000, 5_000), prev);
     }
 
@@ -181,14 +184,21 @@ mod tests {
         let mut next = sample(Some(5), 0);
         next.live = 3;
         next.known = 3;
-        assert_eq!(restamp(Some(&prev), next.clone(), 1_001, 5_000).updated_ms, 1_001);
+        assert_eq!(
+            restamp(Some(&prev), next.clone(), 1_001, 5_000).updated_ms,
+            1_001
+        );
         let mut next = sample(Some(5), 0);
         next.seeds = vec!["127.0.0.1:9000".parse().unwrap()];
         assert_eq!(restamp(Some(&prev), next, 1_001, 5_000).updated_ms, 1_001);
         for (before, after) in [(Some(5), None), (None, Some(5)), (Some(5), Some(4))] {
             let prev = sample(before, 1_000);
             let got = restamp(Some(&prev), sample(after, 0), 1_001, 5_000);
-            assert_eq!((got.head_height, got.updated_ms), (after, 1_001), "{before:?} -> {after:?}");
+            assert_eq!(
+                (got.head_height, got.updated_ms),
+                (after, 1_001),
+                "{before:?} -> {after:?}"
+            );
         }
     }
 
