@@ -3,6 +3,17 @@
 //! `<chain_id>/bridges`, publish their region's summary there and copy the other regions'
 //! summaries into their regional cluster. [`Membership`] is the only owner of chitchat; the
 //! rest of the node reads a [`MembershipView`] from a watch channel.
+//!
+//! Choices that keep the bridge cluster small and quiet (measured in SIMULATION.md):
+//! - the election is the deterministic one of DESIGN §3, but a node joins the bridge cluster
+//!   only after being elected in [`bridge_role::BRIDGE_SETTLE_ROUNDS`] rounds in a row (a
+//!   starting node sees too few members and would elect itself for a moment, leaving a dead
+//!   member in every bridge's digest for minutes); a replacement bridge therefore joins a
+//!   few rounds after the failure detector declares the old one dead;
+//! - a summary (own or copied) is republished only when its content changes; a summary
+//!   whose only change is a higher head is republished at most every
+//!   [`keys::SUMMARY_HEAD_EVERY_MS`], so the head a summary announces may lag by that much;
+//! - the failure detector keeps 100 heartbeat intervals per member, not chitchat's 1,000.
 
 pub mod bridge_role;
 pub mod card;
