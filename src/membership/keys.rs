@@ -18,6 +18,11 @@ pub const KEY_SUMMARY: &str = "summary";
 /// Prefix of other regions' summaries copied into the regional cluster by bridges.
 pub const REGION_PREFIX: &str = "region:";
 
+/// Least time between two republications of a summary whose only change is a higher head
+/// (a new block every slot would otherwise make every summary a new gossip value every
+/// second, in both clusters).
+pub const SUMMARY_HEAD_EVERY_MS: u64 = 5_000;
+
 /// Largest summary value accepted from gossip, in bytes.
 pub const MAX_SUMMARY_BYTES: usize = 4096;
 /// Most bridges or seeds listed in one summary.
@@ -96,6 +101,43 @@ impl RegionSummary {
     }
 }
 
+/// The summary to publish, given the one published before: `prev` unchanged when `next`
+/// says the same (all fields but `updated_ms`), or differs only by a head that moved forward
+/// less than `head_every_ms` after `prev` was stamped; otherwise `next` stamped `now_ms`.
+/// Republishing an unchanged summary with a new time made it a new gossip value every round.
+pub fn restamp(
+    prev: Option<&RegionSummary>,
+    next: RegionSummary,
+    now_ms: u64,
+    head_every_ms: u64,
+) -> RegionSummary {
+    let stamped = RegionSummary {
+        updated_ms: now_ms,
+        ..next
+    };
+    let Some(prev) = prev else {
+        return stamped;
+    };
+    let same_but_head = RegionSummary {
+        head_height: prev.head_height,
+        updated_ms: prev.updated_ms,
+        ..stamped.clone()
+    };
+    if same_but_head != *prev {
+        return stamped;
+    }
+    let head_only_up = match (prev.head_height, stamped.head_height) {
+        (a, b) if a == b => return prev.clone(),
+        (Some(a), Some(b)) => b > a,
+        _ => false,
+    };
+    if head_only_up && now_ms < prev.updated_ms.saturating_add(head_every_ms) {
+        prev.clone()
+    } else {
+        stamped
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -110,6 +152,65 @@ mod tests {
         for junk in ["", "42", "x:00", "42:abc", "42:zz"] {
             assert_eq!(Head::decode(junk), None, "{junk:?}");
         }
+    }
+
+    fn sample(head: Option<u64>, updated_ms: u64) -> RegionSummary {
+        RegionSummary {
+            region: Region::new("eu").unwrap(),
+            known: 3,
+            live: 2,
+            bridges: vec![],
+            bridge_addrs: vec![],
+            seeds: vec![],
+            bridge_seeds: vec![],
+            head_height: head,
+            updated_ms,
+        }
+    }
+
+    #[test]
+    fn restamp_keeps_an_unchanged_summary() {
+        let prev = sample(Some(5), 1_000);
+        assert_eq!(
+            restamp(None, sample(Some(5), 0), 9_000, 5_000),
+            sample(Some(5), 9_000)
+        );
+        assert_eq!(restamp(Some(&prev), sample(Some(5), 0), 9_000, 5_000), prev);
+    }
+
+    #[test]
+    fn restamp_publishes_material_changes_at_once() {
+        let prev = sample(Some(5), 1_000);
+        let mut next = sample(Some(5), 0);
+        next.live = 3;
+        next.known = 3;
+        assert_eq!(
+            restamp(Some(&prev), next.clone(), 1_001, 5_000).updated_ms,
+            1_001
+        );
+        let mut next = sample(Some(5), 0);
+        next.seeds = vec!["127.0.0.1:9000".parse().unwrap()];
+        assert_eq!(restamp(Some(&prev), next, 1_001, 5_000).updated_ms, 1_001);
+        for (before, after) in [(Some(5), None), (None, Some(5)), (Some(5), Some(4))] {
+            let prev = sample(before, 1_000);
+            let got = restamp(Some(&prev), sample(after, 0), 1_001, 5_000);
+            assert_eq!(
+                (got.head_height, got.updated_ms),
+                (after, 1_001),
+                "{before:?} -> {after:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn restamp_rate_limits_a_rising_head() {
+        let prev = sample(Some(5), 1_000);
+        assert_eq!(restamp(Some(&prev), sample(Some(6), 0), 5_999, 5_000), prev);
+        assert_eq!(
+            restamp(Some(&prev), sample(Some(9), 0), 6_000, 5_000),
+            sample(Some(9), 6_000),
+            "edge: exactly head_every_ms later"
+        );
     }
 
     #[test]

@@ -3,8 +3,20 @@
 //! `<chain_id>/bridges`, publish their region's summary there and copy the other regions'
 //! summaries into their regional cluster. [`Membership`] is the only owner of chitchat; the
 //! rest of the node reads a [`MembershipView`] from a watch channel.
+//!
+//! Choices that keep the bridge cluster small and quiet (measured in SIMULATION.md):
+//! - the election is the deterministic one of DESIGN §3, but a node joins the bridge cluster
+//!   only after being elected in [`bridge_role::BRIDGE_SETTLE_ROUNDS`] rounds in a row (a
+//!   starting node sees too few members and would elect itself for a moment, leaving a dead
+//!   member in every bridge's digest for minutes); a replacement bridge therefore joins a
+//!   few rounds after the failure detector declares the old one dead;
+//! - a summary (own or copied) is republished only when its content changes; a summary
+//!   whose only change is a higher head is republished at most every
+//!   [`keys::SUMMARY_HEAD_EVERY_MS`], so the head a summary announces may lag by that much;
+//! - the failure detector keeps 100 heartbeat intervals per member, not chitchat's 1,000.
 
 pub mod admission;
+pub mod bridge_role;
 pub mod card;
 pub mod digest;
 pub mod keys;
@@ -41,6 +53,12 @@ use view::{HeardSummary, OwnRegionInput, RegionMemory};
 
 /// Phi threshold of the failure detector (chitchat's default is 8; lower detects faster).
 const PHI_THRESHOLD: f64 = 6.0;
+/// Heartbeat intervals the failure detector keeps per member (chitchat's default is 1,000).
+/// Phi is the time since the last heartbeat over the mean of these intervals; 100 intervals
+/// are 100 s of history at a 1 s gossip interval, plenty for a stable mean, and the window
+/// (8 bytes per interval, allocated whole) is kept for every member of every cluster: with
+/// 1,000 it was 8 KB per member, most of a simulated node's memory.
+const SAMPLING_WINDOW: usize = 100;
 /// How often last-seen times are written when the set of members does not change (a
 /// change is written at once).
 const REFRESH_EVERY: Duration = Duration::from_secs(60);
@@ -187,6 +205,7 @@ impl Membership {
             bridge_liveness: liveness::LivenessFilter::default(),
             regional_guard,
             bridge_guard: GuardHandle::default(),
+            bridge_role: bridge_role::BridgeRole::default(),
         };
         let task = tokio::spawn(worker.run(stop_rx));
         Ok(Membership {
@@ -292,6 +311,7 @@ async fn spawn_cluster(
             .collect(),
         failure_detector_config: FailureDetectorConfig {
             phi_threshold: PHI_THRESHOLD,
+            sampling_window_size: SAMPLING_WINDOW,
             initial_interval: gossip_interval,
             dead_node_grace_period: grace,
             ..FailureDetectorConfig::default()
@@ -340,6 +360,7 @@ struct Worker {
     regional_guard: GuardHandle,
     /// What the bridge cluster's transport guard admits against.
     bridge_guard: GuardHandle,
+    bridge_role: bridge_role::BridgeRole,
 }
 
 impl Worker {
@@ -475,16 +496,25 @@ impl Worker {
             bridge_addr: &|m: &Member| bridge_gossip_addr(m.gossip_addr),
         });
         let self_node_id = self.params.identity.node_id().clone();
-        let is_bridge = bridges.contains(&self_node_id);
+        let is_bridge = self.bridge_role.update(
+            bridges.contains(&self_node_id),
+            bridge_role::BRIDGE_SETTLE_ROUNDS,
+        );
         let mut bridge_peers_live = 0;
         if is_bridge {
             if let Some(cluster) = self.ensure_bridge(&own).await {
-                let summary = own.to_summary(now).encode();
-                cluster
-                    .lock()
-                    .await
-                    .self_node_state()
-                    .set(keys::KEY_SUMMARY, summary);
+                {
+                    let mut c = cluster.lock().await;
+                    let state = c.self_node_state();
+                    let prev = state.get(keys::KEY_SUMMARY).and_then(RegionSummary::decode);
+                    let summary = keys::restamp(
+                        prev.as_ref(),
+                        own.to_summary(now),
+                        now,
+                        keys::SUMMARY_HEAD_EVERY_MS,
+                    );
+                    state.set(keys::KEY_SUMMARY, summary.encode());
+                }
                 let known_addrs: HashSet<SocketAddr> =
                     members.iter().map(|m| m.gossip_addr).collect();
                 for o in self.observe(&cluster, true).await {
@@ -658,13 +688,13 @@ impl Worker {
     }
 
     async fn publish_copies(&self, now: u64) {
-        let copies: Vec<(String, String)> = self
+        let copies: Vec<(String, RegionSummary)> = self
             .memory
             .regions()
             .map(|r| {
                 (
                     format!("{}{}", keys::REGION_PREFIX, r.region),
-                    r.to_summary(now).encode(),
+                    r.to_summary(now),
                 )
             })
             .collect();
@@ -672,6 +702,19 @@ impl Worker {
             .regional
             .with_chitchat(|c| {
                 let state = c.self_node_state();
+                let copies: Vec<(String, String)> = copies
+                    .iter()
+                    .map(|(k, next)| {
+                        let prev = state.get(k).and_then(RegionSummary::decode);
+                        let s = keys::restamp(
+                            prev.as_ref(),
+                            next.clone(),
+                            now,
+                            keys::SUMMARY_HEAD_EVERY_MS,
+                        );
+                        (k.clone(), s.encode())
+                    })
+                    .collect();
                 let stale: Vec<String> = state
                     .key_values()
                     .map(|(k, _)| k.to_string())

@@ -20,6 +20,9 @@ use tokio::time::{Duration, Instant};
 
 use super::latency::LatencyMatrix;
 
+/// Port of the bridge cluster in the simulation (the regional port + 1).
+const BRIDGE_PORT: u16 = super::fleet::SIM_PORT + 1;
+
 /// Largest datagram payload, as for UDP over IPv4; larger sends fail like `EMSGSIZE`.
 pub const MAX_DATAGRAM_BYTES: usize = 65_507;
 
@@ -38,6 +41,17 @@ pub struct Traffic {
     pub largest: usize,
     /// Largest SYN datagram (cluster id and the digest of every member the sender knows).
     pub largest_syn: usize,
+    /// Bytes by cluster (`[regional, bridge]`, told apart by the destination port) and by
+    /// message kind (`[SYN, SYN-ACK, ACK and others]`).
+    pub by_kind: [[u64; 3]; 2],
+    /// Datagrams by cluster and message kind, as `by_kind`.
+    pub msgs_by_kind: [[u64; 3]; 2],
+    /// Largest datagram per cluster since the last [`SimNet::reset_window_max`].
+    pub window_largest: [usize; 2],
+    /// Largest SYN per cluster since the last [`SimNet::reset_window_max`].
+    pub window_largest_syn: [usize; 2],
+    /// Hosts that ever sent in the bridge cluster (every node that was a bridge at some time).
+    pub bridge_hosts: usize,
 }
 
 impl Traffic {
@@ -82,8 +96,23 @@ impl Traffic {
             oversized: self.oversized.saturating_sub(earlier.oversized),
             largest: self.largest,
             largest_syn: self.largest_syn,
+            by_kind: diff_kinds(&self.by_kind, &earlier.by_kind),
+            msgs_by_kind: diff_kinds(&self.msgs_by_kind, &earlier.msgs_by_kind),
+            window_largest: self.window_largest,
+            window_largest_syn: self.window_largest_syn,
+            bridge_hosts: self.bridge_hosts,
         }
     }
+}
+
+fn diff_kinds(a: &[[u64; 3]; 2], b: &[[u64; 3]; 2]) -> [[u64; 3]; 2] {
+    let mut out = [[0; 3]; 2];
+    for (c, row) in out.iter_mut().enumerate() {
+        for (k, v) in row.iter_mut().enumerate() {
+            *v = a[c][k].saturating_sub(b[c][k]);
+        }
+    }
+    out
 }
 
 struct Pending {
@@ -121,6 +150,7 @@ struct State {
     rng: StdRng,
     seq: u64,
     traffic: Traffic,
+    bridge_hosts: HashSet<IpAddr>,
 }
 
 /// The simulated network; cheap to clone (shared state).
@@ -149,6 +179,7 @@ impl SimNet {
                 rng: StdRng::seed_from_u64(seed),
                 seq: 0,
                 traffic: Traffic::new(regions),
+                bridge_hosts: HashSet::new(),
             })),
             latency: Arc::new(latency),
         }
@@ -194,6 +225,13 @@ impl SimNet {
         SimTransport { net: self.clone() }
     }
 
+    /// Starts a new window for the per-cluster largest datagram and SYN.
+    pub fn reset_window_max(&self) {
+        let mut s = lock(&self.state);
+        s.traffic.window_largest = [0; 2];
+        s.traffic.window_largest_syn = [0; 2];
+    }
+
     fn is_down(&self, ip: IpAddr) -> bool {
         lock(&self.state).down.contains(&ip)
     }
@@ -219,8 +257,26 @@ impl SimNet {
             *v += 1;
         }
         s.traffic.largest = s.traffic.largest.max(bytes);
-        if matches!(outcome.envelope.message, ChitchatMessage::Syn { .. }) {
+        let is_syn = matches!(outcome.envelope.message, ChitchatMessage::Syn { .. });
+        if is_syn {
             s.traffic.largest_syn = s.traffic.largest_syn.max(bytes);
+        }
+        let cluster = usize::from(to.port() == BRIDGE_PORT);
+        if cluster == 1 && s.bridge_hosts.insert(outcome.from_addr.ip()) {
+            s.traffic.bridge_hosts = s.bridge_hosts.len();
+        }
+        let kind = match outcome.envelope.message {
+            ChitchatMessage::Syn { .. } => 0,
+            ChitchatMessage::SynAck { .. } => 1,
+            _ => 2,
+        };
+        s.traffic.by_kind[cluster][kind] += bytes as u64;
+        s.traffic.msgs_by_kind[cluster][kind] += 1;
+        let w = &mut s.traffic.window_largest[cluster];
+        *w = (*w).max(bytes);
+        if is_syn {
+            let w = &mut s.traffic.window_largest_syn[cluster];
+            *w = (*w).max(bytes);
         }
         let cut = src != dst && (s.cut.contains(&src) || s.cut.contains(&dst));
         let down = s.down.contains(&outcome.from_addr.ip()) || s.down.contains(&to.ip());

@@ -13,7 +13,7 @@ use rand::{Rng, SeedableRng};
 
 use super::fleet::{plan_nodes, Fleet};
 use super::latency::{LatencyMatrix, REGION_NAMES};
-use super::network::SimNet;
+use super::network::{SimNet, Traffic};
 use super::propagation::{propagate, LinkGraph};
 use super::report::{ms, percentile, svg_plot, Series, Table};
 use super::watch::NodeWatch;
@@ -436,12 +436,12 @@ async fn steady_state(ctx: &mut Ctx) -> Result<(), SimError> {
     ctx.run_for(ctx.cfg.membership.strategy_settle_time + gossip * 3)
         .await;
     ctx.phase("steady state, idle chain");
-    let idle = steady_window(ctx, "idle chain").await;
+    let (idle, idle_clusters) = steady_window(ctx, "idle chain").await;
     ctx.heads = true;
     // a few rounds so every member's head key exists before the window opens
     ctx.run_for(gossip * 3).await;
     ctx.phase("steady state, head announced every 1 s slot");
-    let heads = steady_window(ctx, "head every 1 s").await;
+    let (heads, heads_clusters) = steady_window(ctx, "head every 1 s").await;
     ctx.heads = false;
     let mut table = idle;
     table.title = format!(
@@ -449,6 +449,9 @@ async fn steady_state(ctx: &mut Ctx) -> Result<(), SimError> {
         ctx.cfg.steady.as_secs_f64()
     );
     table.rows.extend(heads.rows);
+    let mut clusters = idle_clusters;
+    clusters.rows.extend(heads_clusters.rows);
+    ctx.emit(clusters, "steady_clusters")?;
     let bridges = ctx.fleet.bridges().len();
     let expected = ctx.fleet.expected_bridges;
     ctx.check(
@@ -459,8 +462,9 @@ async fn steady_state(ctx: &mut Ctx) -> Result<(), SimError> {
     ctx.emit(table, "steady_state")
 }
 
-async fn steady_window(ctx: &mut Ctx, label: &str) -> Table {
+async fn steady_window(ctx: &mut Ctx, label: &str) -> (Table, Table) {
     let before: Vec<[(u64, u64); 2]> = ctx.fleet.nodes.iter().map(|n| n.sent()).collect();
+    ctx.fleet.net.reset_window_max();
     let net_before = ctx.fleet.net.traffic();
     let window = ctx.cfg.steady;
     ctx.run_for(window).await;
@@ -536,6 +540,42 @@ async fn steady_window(ctx: &mut Ctx, label: &str) -> Table {
         String::new(),
         String::new(),
     ]);
+    (table, cluster_table(&net, secs, label))
+}
+
+/// Gossip received over a window by cluster and message kind, per second over the network.
+fn cluster_table(net: &Traffic, secs: f64, label: &str) -> Table {
+    let mut table = Table::new(
+        "steady state: gossip by cluster and message kind (whole network, per second; largest in the window)",
+        &[
+            "cluster",
+            "SYN_B/s",
+            "SYN-ACK_B/s",
+            "ACK_B/s",
+            "msgs/s",
+            "largest_SYN_B",
+            "largest_datagram_B",
+            "hosts_ever_bridging",
+        ],
+    );
+    for (c, name) in ["regional", "bridge"].iter().enumerate() {
+        let b = net.by_kind[c];
+        let m: u64 = net.msgs_by_kind[c].iter().sum();
+        table.row(vec![
+            format!("{name}, {label}"),
+            format!("{:.0}", b[0] as f64 / secs),
+            format!("{:.0}", b[1] as f64 / secs),
+            format!("{:.0}", b[2] as f64 / secs),
+            format!("{:.1}", m as f64 / secs),
+            net.window_largest_syn[c].to_string(),
+            net.window_largest[c].to_string(),
+            if c == 1 {
+                net.bridge_hosts.to_string()
+            } else {
+                String::new()
+            },
+        ]);
+    }
     table
 }
 
