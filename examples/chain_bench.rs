@@ -7,7 +7,7 @@
 //! ```
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use qnet_node::chain::block::MAX_BLOCK_TXS;
 use qnet_node::chain::signatures::verify_transfers;
@@ -71,6 +71,21 @@ fn runtime(
         clock,
         tokio::sync::broadcast::channel(16).0,
     )?)
+}
+
+/// CPU time of this process so far (all threads, user + system): on a shared machine the
+/// wall-clock rates depend on what else runs, CPU time per item much less.
+fn cpu_time() -> Duration {
+    // SAFETY: getrusage only writes into the struct it is given
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid pointer to a rusage struct
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+        return Duration::ZERO;
+    }
+    let tv = |t: libc::timeval| {
+        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+    };
+    tv(usage.ru_utime) + tv(usage.ru_stime)
 }
 
 fn verify_rate(txs: &[SignedTransfer]) -> f64 {
@@ -186,12 +201,16 @@ fn tx_throughput(total: usize, threads: usize, batch_size: usize) -> anyhow::Res
             clock.clone(),
         )?;
         let started = Instant::now();
-        let mut admitting = std::time::Duration::ZERO;
+        let cpu_started = cpu_time();
+        let mut admitting = Duration::ZERO;
+        let mut admitting_cpu = Duration::ZERO;
         let mut included = 0u64;
         for (i, batch) in batches.iter().enumerate() {
-            let admit_start = Instant::now();
-            admit(&rt, batch.clone(), how)?;
+            let batch = batch.clone();
+            let (admit_start, admit_cpu) = (Instant::now(), cpu_time());
+            admit(&rt, batch, how)?;
             admitting += admit_start.elapsed();
+            admitting_cpu += cpu_time().saturating_sub(admit_cpu);
             let slot = i as u64 + 1;
             clock.set(GENESIS_MS + slot * SLOT_MS + 1);
             let header = rt
@@ -200,6 +219,7 @@ fn tx_throughput(total: usize, threads: usize, batch_size: usize) -> anyhow::Res
             included += u64::from(header.tx_count);
         }
         let secs = started.elapsed().as_secs_f64();
+        let cpu = cpu_time().saturating_sub(cpu_started);
         let label = match how {
             Admission::OneByOne(t) => format!("submit_tx one by one, {t} threads"),
             Admission::Batched(b) => format!("submit_txs in batches of {b}"),
@@ -215,6 +235,13 @@ fn tx_throughput(total: usize, threads: usize, batch_size: usize) -> anyhow::Res
             admitting.as_secs_f64(),
             included as f64 / admitting.as_secs_f64(),
             included as f64 / blocks
+        );
+        let per_tx_us = |d: Duration| d.as_secs_f64() * 1e6 / included.max(1) as f64;
+        println!(
+            "  CPU time (all threads) per transfer: {:.1} us in all, {:.1} us of it admission; {:.2} cores busy on average",
+            per_tx_us(cpu),
+            per_tx_us(admitting_cpu),
+            cpu.as_secs_f64() / secs
         );
     }
     Ok(())
@@ -290,6 +317,7 @@ async fn sync_rate(blocks: u64) -> anyhow::Result<()> {
         dest_clock,
     )?);
     let started = Instant::now();
+    let cpu_started = cpu_time();
     let mut conn = connect(&addr.to_string(), &local(&follower)).await?;
     // the node's own sync loop: pipelined range requests, each range's signatures verified
     // on every core while the previous range imports, batch import, one flush per batch
@@ -302,9 +330,15 @@ async fn sync_rate(blocks: u64) -> anyhow::Result<()> {
         dest.head().height
     );
     let secs = started.elapsed().as_secs_f64();
+    let cpu = cpu_time().saturating_sub(cpu_started).as_secs_f64();
     println!(
         "sync from a loopback peer: {blocks} blocks in {secs:.2}s = {:.0} blocks/s",
         blocks as f64 / secs
+    );
+    println!(
+        "  CPU time (all threads, serving peer included) per block: {:.1} us; {:.2} cores busy on average",
+        cpu * 1e6 / blocks.max(1) as f64,
+        cpu / secs
     );
     Ok(())
 }

@@ -426,21 +426,38 @@ impl ChainRuntime {
         txs: Vec<SignedTransfer>,
         from: Option<NodeId>,
     ) -> Vec<Result<Hash, MempoolError>> {
-        let hashes: Vec<Hash> = txs.iter().map(SignedTransfer::hash).collect();
+        let encoded: Vec<Arc<Vec<u8>>> = txs.iter().map(|tx| Arc::new(tx.encode())).collect();
+        // a transaction hash is blake3 of the canonical encoding
+        let hashes: Vec<Hash> = encoded
+            .iter()
+            .map(|b| *blake3::hash(b).as_bytes())
+            .collect();
         let known: Vec<bool> = {
             let pool = lock(&self.mempool);
             hashes.iter().map(|h| pool.contains(h)).collect()
         };
         // only what is new here is checked; an echo keeps its place as a duplicate
-        let mut encoded = Vec::with_capacity(txs.len());
-        let mut fresh = Vec::with_capacity(txs.len());
-        for (tx, known) in txs.into_iter().zip(&known) {
-            encoded.push(Arc::new(tx.encode()));
-            if !known {
-                fresh.push(tx);
-            }
-        }
-        let mut checked = CheckedTransfer::check_all(fresh, &self.spec.chain_id).into_iter();
+        let fresh: Vec<SignedTransfer> = txs
+            .into_iter()
+            .zip(&known)
+            .filter(|(_, known)| !**known)
+            .map(|(tx, _)| tx)
+            .collect();
+        let senders: Vec<Address> = fresh.iter().map(SignedTransfer::sender).collect();
+        let chain_id = self.spec.chain_id.as_str();
+        let (checked, accounts) = std::thread::scope(|scope| {
+            let checking = scope.spawn(move || CheckedTransfer::check_all(fresh, chain_id));
+            // the senders' accounts are read while the signatures are checked; a failed read
+            // counts as an empty account, as for a single submission
+            let accounts = lock(&self.store)
+                .accounts_view(&senders)
+                .unwrap_or_default();
+            let checked = checking
+                .join()
+                .unwrap_or_else(|e| std::panic::resume_unwind(e));
+            (checked, accounts)
+        });
+        let mut checked = checked.into_iter();
         let checked: Vec<Result<CheckedTransfer, MempoolError>> = known
             .iter()
             .map(|known| {
@@ -450,15 +467,6 @@ impl ChainRuntime {
                 })
             })
             .collect();
-        let senders: Vec<Address> = checked
-            .iter()
-            .flatten()
-            .map(|c| c.transfer().sender())
-            .collect();
-        // a failed read counts as an empty account, as for a single submission
-        let accounts = lock(&self.store)
-            .accounts_view(&senders)
-            .unwrap_or_default();
         let results: Vec<Result<Hash, MempoolError>> = {
             let mut pool = lock(&self.mempool);
             checked
