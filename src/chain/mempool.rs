@@ -7,6 +7,7 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
 
+use super::signatures::map_parallel;
 use super::state::{Account, AccountView};
 use super::tx::{Address, SignedTransfer};
 use super::validate::{check_tx_stateless, TxError};
@@ -26,6 +27,21 @@ impl CheckedTransfer {
         check_tx_stateless(&tx, chain_id)?;
         let hash = tx.hash();
         Ok(CheckedTransfer { tx, hash })
+    }
+
+    /// [`CheckedTransfer::check`] of every transfer, in input order, spread over the cores;
+    /// a bad one fails alone, whatever else the batch holds.
+    pub fn check_all(
+        txs: Vec<SignedTransfer>,
+        chain_id: &str,
+    ) -> Vec<Result<CheckedTransfer, TxError>> {
+        let checked = map_parallel(&txs, |tx| {
+            check_tx_stateless(tx, chain_id).map(|()| tx.hash())
+        });
+        txs.into_iter()
+            .zip(checked)
+            .map(|(tx, hash)| hash.map(|hash| CheckedTransfer { tx, hash }))
+            .collect()
     }
 
     /// The transaction hash.
@@ -413,6 +429,23 @@ mod tests {
             Err(MempoolError::Invalid(TxError::WrongChain))
         );
         assert_eq!(p.len(), 1);
+    }
+
+    #[test]
+    fn check_all_fails_exactly_the_bad_transfers_in_order() {
+        let mut batch: Vec<SignedTransfer> = (0..40).map(|n| tx(1, n, 1)).collect();
+        batch[7].signature[0] ^= 1;
+        batch[30].transfer.chain_id = "other".into();
+        let checked = CheckedTransfer::check_all(batch.clone(), "test");
+        assert_eq!(checked.len(), batch.len());
+        for (i, (result, tx)) in checked.into_iter().zip(&batch).enumerate() {
+            match i {
+                7 => assert_eq!(result, Err(TxError::BadSignature)),
+                30 => assert_eq!(result, Err(TxError::WrongChain)),
+                _ => assert_eq!(result.map(|c| c.hash()), Ok(tx.hash()), "transfer {i}"),
+            }
+        }
+        assert!(CheckedTransfer::check_all(Vec::new(), "test").is_empty());
     }
 
     fn view(entries: &[(u8, u64, u64)]) -> BTreeMap<Address, Account> {

@@ -8,6 +8,7 @@ pub mod block;
 pub mod fork_choice;
 pub mod mempool;
 pub mod merkle;
+pub mod signatures;
 pub mod spec;
 pub mod state;
 pub mod store;

@@ -12,10 +12,11 @@ use qnet_storage::{CommitBlock, RevertBlock, StorageError, Store, TxLocation};
 
 use super::block::{Block, BlockHeader, BlockTemplate};
 use super::fork_choice::{is_better, Head};
+use super::signatures::Verified;
 use super::spec::ChainSpec;
 use super::state::{Account, BlockEffects, Overlay, UndoRecord};
 use super::tx::{Address, SignedTransfer};
-use super::validate::{check_block, validate_block_verified, BlockContext, RejectReason};
+use super::validate::{check_block_verified, validate_block_verified, BlockContext, RejectReason};
 use super::Hash;
 use crate::identity::to_hex;
 
@@ -312,16 +313,17 @@ impl ChainStore {
 
     /// Validates and stores a block; follows fork choice, reorganising if its branch is better.
     pub fn import(&mut self, block: Block, now_ms: u64) -> Result<ImportOutcome, ChainStoreError> {
-        self.import_verified(block, now_ms, &HashSet::new())
+        self.import_verified(block, now_ms, &Verified::new())
     }
 
-    /// [`ChainStore::import`] trusting the signatures of the transactions whose hashes are in
-    /// `verified` (those already checked when they entered the mempool).
+    /// [`ChainStore::import`] trusting the signatures recorded in `verified` (transfers
+    /// checked when they entered the mempool, blocks and transfers of a synced range checked
+    /// in parallel before the import).
     pub fn import_verified(
         &mut self,
         block: Block,
         now_ms: u64,
-        verified: &HashSet<Hash>,
+        verified: &Verified,
     ) -> Result<ImportOutcome, ChainStoreError> {
         let hash = block.hash();
         if self.store.has_block(&hash)? {
@@ -341,7 +343,7 @@ impl ChainStore {
             parent: Some(&parent.header),
             now_ms,
         };
-        check_block(&block, &ctx)?;
+        check_block_verified(&block, &ctx, verified)?;
         self.store.put_side_block(&hash, &block.encode())?;
         if !is_better(&Head::of(&block.header), &self.head()) {
             return Ok(ImportOutcome::SideChain);
@@ -353,7 +355,7 @@ impl ChainStore {
         &self,
         block: &Block,
         now_ms: u64,
-        verified: &HashSet<Hash>,
+        verified: &Verified,
     ) -> Result<BlockEffects, ChainStoreError> {
         let view = self.block_view(block)?;
         let ctx = BlockContext {
@@ -403,7 +405,7 @@ impl ChainStore {
         &mut self,
         tip: Block,
         now_ms: u64,
-        verified: &HashSet<Hash>,
+        verified: &Verified,
     ) -> Result<ImportOutcome, ChainStoreError> {
         let tip_hash = tip.hash();
         let (branch, fork_height) = match self.side_branch(tip) {

@@ -1,12 +1,10 @@
 //! Block and transaction validation (DESIGN §6), with reasons usable as metric labels.
 
-use std::collections::HashSet;
-
 use super::block::{Block, BlockHeader, MAX_BLOCK_TXS};
+use super::signatures::Verified;
 use super::spec::ChainSpec;
 use super::state::{apply_block_verified, Account, AccountView, BlockEffects};
 use super::tx::SignedTransfer;
-use super::Hash;
 
 /// How far ahead of our clock a block's slot start or timestamp may be (clock skew).
 pub const MAX_CLOCK_DRIFT_MS: u64 = 500;
@@ -201,6 +199,16 @@ pub struct BlockContext<'a> {
 
 /// Every check that needs no account state, cheapest first.
 pub fn check_block(block: &Block, ctx: &BlockContext<'_>) -> Result<(), RejectReason> {
+    check_block_verified(block, ctx, &Verified::new())
+}
+
+/// [`check_block`] trusting the block signature if `verified` holds this exact block; the
+/// checks run in the same order, so the reason of a rejection is the same.
+pub fn check_block_verified(
+    block: &Block,
+    ctx: &BlockContext<'_>,
+    verified: &Verified,
+) -> Result<(), RejectReason> {
     let h = &block.header;
     if h.chain_id != ctx.spec.chain_id {
         return Err(RejectReason::WrongChain);
@@ -227,7 +235,7 @@ pub fn check_block(block: &Block, ctx: &BlockContext<'_>) -> Result<(), RejectRe
     if ctx.spec.producer_for_slot(h.slot) != Some(h.producer) {
         return Err(RejectReason::WrongProducer);
     }
-    if !block.verify_signature() {
+    if !verified.has_block(block) && !block.verify_signature() {
         return Err(RejectReason::BadSignature);
     }
     if block.txs.len() > MAX_BLOCK_TXS {
@@ -248,19 +256,20 @@ pub fn validate_block(
     ctx: &BlockContext<'_>,
     view: &impl AccountView,
 ) -> Result<BlockEffects, RejectReason> {
-    validate_block_verified(block, ctx, view, &HashSet::new())
+    validate_block_verified(block, ctx, view, &Verified::new())
 }
 
-/// [`validate_block`] trusting the signatures of the transactions whose hashes (which cover
-/// the signature) are in `verified`, e.g. those admitted to the mempool.
+/// [`validate_block`] trusting the signatures recorded in `verified`: transfers whose hashes
+/// (which cover the signature) it holds, e.g. those admitted to the mempool, and the block's
+/// own if it holds this exact block.
 pub fn validate_block_verified(
     block: &Block,
     ctx: &BlockContext<'_>,
     view: &impl AccountView,
-    verified: &HashSet<Hash>,
+    verified: &Verified,
 ) -> Result<BlockEffects, RejectReason> {
-    check_block(block, ctx)?;
-    apply_block_verified(view, block, verified).map_err(|r| RejectReason::BadTx {
+    check_block_verified(block, ctx, verified)?;
+    apply_block_verified(view, block, verified.txs()).map_err(|r| RejectReason::BadTx {
         index: r.index,
         error: r.error,
     })

@@ -17,6 +17,7 @@ use tracing::{debug, info, warn};
 use super::NodeError;
 use crate::chain::block::{Block, BlockHeader, MAX_BLOCK_TXS};
 use crate::chain::mempool::{CheckedTransfer, Mempool, MempoolConfig, MempoolError};
+use crate::chain::signatures::Verified;
 use crate::chain::spec::ChainSpec;
 use crate::chain::state::Account;
 use crate::chain::store::{ChainStore, ChainStoreError, ImportOutcome};
@@ -271,18 +272,31 @@ impl ChainRuntime {
     /// Validates and stores a block, updates mempool and metrics; flushes and relays blocks
     /// that are new here unless they come from sync. Returns whether the block was new.
     pub fn import_block(&self, block: Block, source: Source) -> Result<bool, ImportError> {
+        self.import_block_verified(block, source, &Verified::new())
+    }
+
+    /// [`ChainRuntime::import_block`] trusting the signatures `pre` recorded for this block
+    /// (e.g. a synced range verified in parallel before its sequential import).
+    pub fn import_block_verified(
+        &self,
+        block: Block,
+        source: Source,
+        pre: &Verified,
+    ) -> Result<bool, ImportError> {
         let now = self.clock.now_ms();
         let timestamp_ms = block.header.timestamp_ms;
         let txs = block.txs.clone();
         let bytes = (source != Source::Synced).then(|| Arc::new(block.encode()));
         // signatures checked when these transfers entered the mempool are not checked again
-        let verified: HashSet<Hash> = {
+        let mut verified = pre.for_block(&block);
+        if !txs.is_empty() {
             let pool = lock(&self.mempool);
-            txs.iter()
-                .map(SignedTransfer::hash)
-                .filter(|h| pool.get(h).is_some())
-                .collect()
-        };
+            for hash in txs.iter().map(SignedTransfer::hash) {
+                if pool.contains(&hash) {
+                    verified.add_tx(hash);
+                }
+            }
+        }
         let mut store = lock(&self.store);
         let outcome = match store.import_verified(block, now, &verified) {
             Ok(outcome) => outcome,
@@ -336,9 +350,7 @@ impl ChainRuntime {
         if let Some(head) = new_head.filter(|_| source != Source::Synced) {
             self.publish_head(head);
         }
-        self.metrics
-            .mempool
-            .set(i64::try_from(lock(&self.mempool).len()).unwrap_or(i64::MAX));
+        self.update_mempool_gauge();
         if let Some(bytes) = bytes {
             let from = match source {
                 Source::Pushed(id) => Some(id),
@@ -400,12 +412,97 @@ impl ChainRuntime {
                 Err(e) => Err(e.into()),
             }
         };
-        match &result {
+        self.admitted(&result, bytes, from.as_ref());
+        self.update_mempool_gauge();
+        result
+    }
+
+    /// Admits a batch of transactions in order, as [`ChainRuntime::submit_tx`] one by one
+    /// would: signatures are checked on every core outside the locks, then each lock is
+    /// taken once and nonces, duplicates and balances are checked in input order. Returns
+    /// one result per transaction, in input order.
+    pub fn submit_txs(
+        &self,
+        txs: Vec<SignedTransfer>,
+        from: Option<NodeId>,
+    ) -> Vec<Result<Hash, MempoolError>> {
+        let encoded: Vec<Arc<Vec<u8>>> = txs.iter().map(|tx| Arc::new(tx.encode())).collect();
+        // a transaction hash is blake3 of the canonical encoding
+        let hashes: Vec<Hash> = encoded
+            .iter()
+            .map(|b| *blake3::hash(b).as_bytes())
+            .collect();
+        let known: Vec<bool> = {
+            let pool = lock(&self.mempool);
+            hashes.iter().map(|h| pool.contains(h)).collect()
+        };
+        // only what is new here is checked; an echo keeps its place as a duplicate
+        let fresh: Vec<SignedTransfer> = txs
+            .into_iter()
+            .zip(&known)
+            .filter(|(_, known)| !**known)
+            .map(|(tx, _)| tx)
+            .collect();
+        let senders: Vec<Address> = fresh.iter().map(SignedTransfer::sender).collect();
+        let chain_id = self.spec.chain_id.as_str();
+        let (checked, accounts) = std::thread::scope(|scope| {
+            let checking = scope.spawn(move || CheckedTransfer::check_all(fresh, chain_id));
+            // the senders' accounts are read while the signatures are checked; a failed read
+            // counts as an empty account, as for a single submission
+            let accounts = lock(&self.store)
+                .accounts_view(&senders)
+                .unwrap_or_default();
+            let checked = checking
+                .join()
+                .unwrap_or_else(|e| std::panic::resume_unwind(e));
+            (checked, accounts)
+        });
+        let mut checked = checked.into_iter();
+        let checked: Vec<Result<CheckedTransfer, MempoolError>> = known
+            .iter()
+            .map(|known| {
+                let result = (!known).then(|| checked.next()).flatten();
+                result.map_or(Err(MempoolError::Duplicate), |r| {
+                    r.map_err(MempoolError::from)
+                })
+            })
+            .collect();
+        let results: Vec<Result<Hash, MempoolError>> = {
+            let mut pool = lock(&self.mempool);
+            checked
+                .into_iter()
+                .map(|c| {
+                    c.and_then(|c| {
+                        let account = accounts
+                            .get(&c.transfer().sender())
+                            .copied()
+                            .unwrap_or_default();
+                        pool.insert_checked(c, &account)
+                    })
+                })
+                .collect()
+        };
+        for (result, bytes) in results.iter().zip(encoded) {
+            self.admitted(result, bytes, from.as_ref());
+        }
+        self.update_mempool_gauge();
+        results
+    }
+
+    /// Counts an admission result and relays what was admitted.
+    fn admitted(
+        &self,
+        result: &Result<Hash, MempoolError>,
+        bytes: Arc<Vec<u8>>,
+        from: Option<&NodeId>,
+    ) {
+        match result {
             Ok(_) => {
                 self.metrics
                     .transactions
                     .with_label_values(&[TX_ACCEPTED])
                     .inc();
+                let from = from.cloned();
                 let _ = self.relay_tx.send(Relay::Tx { bytes, from });
             }
             // a relayed copy of a known transaction is the normal echo of a push, not an error
@@ -416,10 +513,12 @@ impl ChainRuntime {
                 .with_label_values(&[e.as_str()])
                 .inc(),
         }
+    }
+
+    fn update_mempool_gauge(&self) {
         self.metrics
             .mempool
             .set(i64::try_from(lock(&self.mempool).len()).unwrap_or(i64::MAX));
-        result
     }
 
     /// Up to `max` pending transactions, encoded (pushed to a peer when its link opens).
@@ -589,6 +688,7 @@ mod tests {
 
     use super::*;
     use crate::chain::tx::Transfer;
+    use crate::chain::validate::TxError;
     use crate::clock::ManualClock;
 
     fn runtime(
@@ -674,6 +774,79 @@ mod tests {
             .with_label_values(&["nonce_too_low"])
             .get();
         assert_eq!(rendered, 1);
+    }
+
+    #[test]
+    fn submit_txs_answers_as_one_by_one_submission_and_rejects_exactly_the_bad_ones() {
+        let clock = Arc::new(ManualClock::new(12_100));
+        let producer = Identity::generate();
+        let alice = Identity::generate();
+        let bob = Address::from_public_key(Identity::generate().public_key().as_bytes());
+        // 40 transfers of 11 each, a bad signature at nonce 5, a copy of nonce 3, a transfer
+        // the balance cannot cover, one from an unfunded sender, one for another chain
+        let mut batch: Vec<SignedTransfer> =
+            (0..40).map(|n| transfer(&alice, bob, 10, n)).collect();
+        batch[5].signature[0] ^= 1;
+        batch.push(batch[3].clone());
+        batch.push(transfer(&alice, bob, 2_000, 40));
+        batch.push(transfer(&Identity::generate(), bob, 1, 0));
+        let mut other_chain = transfer(&alice, bob, 1, 41).transfer;
+        other_chain.chain_id = "other".into();
+        batch.push(other_chain.sign(alice.signing_key()));
+        let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let batched = runtime(&d1, clock.clone(), &producer, &alice);
+        let single = runtime(&d2, clock.clone(), &producer, &alice);
+        let mut relay = batched.subscribe_relay();
+        let results = batched.submit_txs(batch.clone(), None);
+        let one_by_one: Vec<_> = batch
+            .iter()
+            .map(|tx| single.submit_tx(tx.clone(), None))
+            .collect();
+        assert_eq!(results, one_by_one);
+        for (i, result) in results.iter().enumerate() {
+            let expected = match i {
+                5 => Err("bad_signature"),
+                40 => Err("duplicate"),
+                41 | 42 => Err("insufficient_balance"),
+                43 => Err("wrong_chain"),
+                _ => Ok(batch[i].hash()),
+            };
+            assert_eq!(
+                result.as_ref().map_err(|e| e.as_str()),
+                expected.as_ref().map_err(|e| *e),
+                "transfer {i}"
+            );
+        }
+        let mut relayed = 0;
+        while let Ok(Relay::Tx { from: None, .. }) = relay.try_recv() {
+            relayed += 1;
+        }
+        assert_eq!(relayed, 39);
+        let m = &batched.metrics;
+        for (label, count) in [
+            (TX_ACCEPTED, 39),
+            ("bad_signature", 1),
+            ("duplicate", 1),
+            ("insufficient_balance", 2),
+            ("wrong_chain", 1),
+        ] {
+            assert_eq!(
+                m.transactions.with_label_values(&[label]).get(),
+                count,
+                "{label}"
+            );
+        }
+        assert_eq!(m.mempool.get(), 39);
+        // a relayed batch: known transfers are quiet duplicates, the rest is checked again
+        let peer = Identity::generate().node_id().clone();
+        let again = batched.submit_txs(batch.clone(), Some(peer));
+        assert!(matches!(again[0], Err(MempoolError::Duplicate)));
+        assert_eq!(again[5], Err(MempoolError::Invalid(TxError::BadSignature)));
+        assert_eq!(m.transactions.with_label_values(&["duplicate"]).get(), 1);
+        assert!(batched.submit_txs(Vec::new(), None).is_empty());
+        // nonces 0-4 are executable, the gap at 5 holds back the rest
+        let header = batched.produce(2).unwrap();
+        assert_eq!(header.tx_count, 5);
     }
 
     #[test]

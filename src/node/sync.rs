@@ -12,6 +12,7 @@ use super::chain::{ChainRuntime, ImportError, Source};
 use super::peers::PeerManager;
 use super::NodeShared;
 use crate::chain::block::Block;
+use crate::chain::signatures::Verified;
 use crate::chain::store::MAX_REORG_DEPTH;
 use crate::chain::Hash;
 use crate::identity::NodeId;
@@ -123,36 +124,105 @@ pub struct Batch {
     pub invalid: Option<String>,
 }
 
-/// Decodes and imports pulled blocks in order, stopping at the first that does not import,
-/// then flushes once and only then announces the new head.
-pub fn import_batch(chain: &ChainRuntime, blocks: Vec<Vec<u8>>) -> Batch {
-    let mut batch = Batch::default();
-    for (i, bytes) in blocks.into_iter().enumerate() {
-        let block = match Block::decode(&bytes) {
-            Ok(b) => b,
+/// A pulled range, decoded, with the signatures of its blocks and their transfers verified
+/// on every core, ready for the sequential import.
+#[derive(Debug)]
+pub struct Prepared {
+    /// Blocks received (decodable or not).
+    count: usize,
+    /// The decodable blocks before the first undecodable one.
+    blocks: Vec<Block>,
+    /// Why the block after `blocks` does not decode.
+    undecodable: Option<String>,
+    /// The valid signatures among them.
+    verified: Verified,
+}
+
+impl Prepared {
+    /// Blocks received, decodable or not.
+    pub fn count(&self) -> usize {
+        self.count
+    }
+}
+
+/// Decodes pulled blocks up to the first undecodable one and verifies every signature in
+/// them in parallel; validation still checks each block in order, trusting only the valid
+/// signatures recorded here.
+pub fn prepare(encoded: Vec<Vec<u8>>) -> Prepared {
+    let count = encoded.len();
+    let mut blocks = Vec::with_capacity(count);
+    let mut undecodable = None;
+    for bytes in &encoded {
+        match Block::decode(bytes) {
+            Ok(b) => blocks.push(b),
             Err(e) => {
-                batch.invalid = Some(format!("undecodable block: {e}"));
-                break;
-            }
-        };
-        match chain.import_block(block, Source::Synced) {
-            Ok(new) => batch.imported += usize::from(new),
-            Err(ImportError::Orphan) => {
-                batch.orphan_first = i == 0;
-                break;
-            }
-            Err(e) if e.penalise() => {
-                batch.invalid = Some(e.to_string());
-                break;
-            }
-            Err(e) => {
-                debug!(error = %e, "pulled block not imported");
+                undecodable = Some(format!("undecodable block: {e}"));
                 break;
             }
         }
     }
+    let verified = Verified::of_blocks(&blocks);
+    Prepared {
+        count,
+        blocks,
+        undecodable,
+        verified,
+    }
+}
+
+/// Decodes and imports pulled blocks in order, stopping at the first that does not import,
+/// then flushes once and only then announces the new head.
+pub fn import_batch(chain: &ChainRuntime, blocks: Vec<Vec<u8>>) -> Batch {
+    import_prepared(chain, prepare(blocks))
+}
+
+/// Imports a prepared range in order, stopping at the first block that does not import
+/// (an undecodable one included), then flushes once and only then announces the new head.
+pub fn import_prepared(chain: &ChainRuntime, prepared: Prepared) -> Batch {
+    let Prepared {
+        blocks,
+        undecodable,
+        verified,
+        ..
+    } = prepared;
+    let mut batch = Batch::default();
+    let mut all_imported = true;
+    for (i, block) in blocks.into_iter().enumerate() {
+        let stop = match chain.import_block_verified(block, Source::Synced, &verified) {
+            Ok(new) => {
+                batch.imported += usize::from(new);
+                false
+            }
+            Err(ImportError::Orphan) => {
+                batch.orphan_first = i == 0;
+                true
+            }
+            Err(e) if e.penalise() => {
+                batch.invalid = Some(e.to_string());
+                true
+            }
+            Err(e) => {
+                debug!(error = %e, "pulled block not imported");
+                true
+            }
+        };
+        if stop {
+            all_imported = false;
+            break;
+        }
+    }
+    if all_imported {
+        batch.invalid = undecodable;
+    }
     chain.flush_and_announce();
     batch
+}
+
+/// [`prepare`] on a blocking thread.
+async fn prepare_off_thread(encoded: Vec<Vec<u8>>) -> Result<Prepared, PullError> {
+    tokio::task::spawn_blocking(move || prepare(encoded))
+        .await
+        .map_err(|e| PullError::Failed(format!("verify task: {e}")))
 }
 
 /// Why a pull stopped early.
@@ -242,28 +312,37 @@ pub async fn pull_blocks(
     let mut progress = Progress::new(chain.head().height);
     let mut imported = 0u64;
     let mut back = 0u64;
-    let mut prefetched: Option<(u64, Vec<Vec<u8>>)> = None;
+    let mut prefetched: Option<(u64, Prepared)> = None;
     loop {
         let ours = chain.head().height;
         progress.update(ours, target.max(ours));
         let from = request_start(ours, back);
-        let blocks = match prefetched.take() {
-            Some((at, blocks)) if at == from => blocks,
-            _ => fetch_blocks(conn, from, MAX_BLOCKS_PER_REQUEST)
-                .await
-                .map_err(PullError::Failed)?,
+        let prepared = match prefetched.take() {
+            Some((at, prepared)) if at == from => prepared,
+            _ => {
+                let blocks = fetch_blocks(conn, from, MAX_BLOCKS_PER_REQUEST)
+                    .await
+                    .map_err(PullError::Failed)?;
+                prepare_off_thread(blocks).await?
+            }
         };
-        let count = blocks.len();
+        let count = prepared.count();
         if count == 0 {
             break;
         }
         let c = chain.clone();
-        let import = tokio::task::spawn_blocking(move || import_batch(&c, blocks));
-        // the next range, fetched while this one imports, assuming it extends our head
+        let import = tokio::task::spawn_blocking(move || import_prepared(&c, prepared));
+        // the next range, fetched and verified while this one imports, assuming it extends
+        // our head (verification needs no chain state, so it holds either way)
         let next_from = from.saturating_add(count as u64);
         let ahead = async {
             if count == MAX_BLOCKS_PER_REQUEST as usize {
-                Some(fetch_blocks(conn, next_from, MAX_BLOCKS_PER_REQUEST).await)
+                Some(
+                    match fetch_blocks(conn, next_from, MAX_BLOCKS_PER_REQUEST).await {
+                        Ok(next) => prepare_off_thread(next).await,
+                        Err(e) => Err(PullError::Failed(e)),
+                    },
+                )
             } else {
                 None
             }
@@ -289,7 +368,7 @@ pub async fn pull_blocks(
         match ahead {
             Some(Ok(next)) => prefetched = Some((next_from, next)),
             // a late answer could be taken for the next request's: drop this connection
-            Some(Err(e)) => return Err(PullError::Failed(e)),
+            Some(Err(e)) => return Err(e),
             None => {}
         }
         if count < MAX_BLOCKS_PER_REQUEST as usize && batch.imported == 0 {
@@ -568,6 +647,101 @@ mod tests {
                 clock.set(spec.slot_start_ms(slot) + 1);
                 assert!(rt.produce(slot).is_some(), "slot {slot}");
             }
+        }
+
+        #[test]
+        fn a_bad_block_in_a_range_is_rejected_with_its_reason_after_the_good_ones() {
+            use crate::chain::block::BlockTemplate;
+            use crate::chain::tx::{Address, Transfer};
+            let (p1, alice) = (Identity::generate(), Identity::generate());
+            let alice_addr = Address::from_public_key(alice.public_key().as_bytes());
+            let spec = ChainSpec {
+                chain_id: "pull".into(),
+                genesis_time_ms: 1_000_000,
+                slot_ms: 1_000,
+                producers: vec![to_hex(p1.public_key().as_bytes())],
+                balances: vec![(alice_addr.to_string(), 1_000)],
+            };
+            let send = |nonce: u64| {
+                Transfer {
+                    chain_id: "pull".into(),
+                    from: alice.public_key().to_bytes(),
+                    to: alice_addr,
+                    amount: 1,
+                    fee: 1,
+                    nonce,
+                }
+                .sign(alice.signing_key())
+            };
+            let dir = tempfile::tempdir().unwrap();
+            let clock = Arc::new(ManualClock::new(0));
+            let source = runtime(&dir.path().join("s"), &spec, &p1, clock.clone());
+            for n in 0..3 {
+                source.submit_tx(send(n), None).unwrap();
+                produce(&source, &clock, &spec, &[n + 1]);
+            }
+            let block4 = |txs: Vec<_>| {
+                let template = BlockTemplate {
+                    chain_id: "pull".into(),
+                    height: 4,
+                    slot: 4,
+                    parent_hash: source.head().hash(),
+                    timestamp_ms: spec.slot_start_ms(4) + 1,
+                };
+                Block::produce(template, txs, p1.signing_key())
+            };
+            let mut forged = send(3);
+            forged.signature[0] ^= 1;
+            let bad_tx = block4(vec![send(3), forged]);
+            let mut bad_sig = block4(vec![send(3)]);
+            bad_sig.signature[0] ^= 1;
+            let good = block4(vec![send(3)]);
+            clock.set(spec.slot_start_ms(9));
+
+            let metrics = Metrics::new().unwrap().chain;
+            let dest = Arc::new(
+                ChainRuntime::open(
+                    qnet_storage::Store::open(&dir.path().join("d")).unwrap(),
+                    spec.clone(),
+                    &Identity::generate(),
+                    false,
+                    metrics.clone(),
+                    clock.clone(),
+                    tokio::sync::broadcast::channel(16).0,
+                )
+                .unwrap(),
+            );
+            let rejected =
+                |reason: &str| metrics.blocks_rejected.with_label_values(&[reason]).get();
+            let mut range = source.encoded_blocks_from(1, 10, usize::MAX).unwrap();
+            assert_eq!(range.len(), 3);
+            range.push(bad_tx.encode());
+            range.push(good.encode());
+            let batch = import_batch(&dest, range);
+            assert_eq!(batch.imported, 3);
+            assert_eq!(
+                batch.invalid.as_deref(),
+                Some("invalid block: transaction 1: bad signature")
+            );
+            assert_eq!(dest.head(), source.head());
+            assert_eq!(rejected("bad_tx"), 1);
+
+            let batch = import_batch(&dest, vec![bad_sig.encode(), good.encode()]);
+            assert_eq!(batch.imported, 0);
+            assert_eq!(
+                batch.invalid.as_deref(),
+                Some("invalid block: bad block signature")
+            );
+            assert_eq!(rejected("bad_signature"), 1);
+
+            let batch = import_batch(&dest, vec![good.encode(), vec![1, 2, 3]]);
+            assert_eq!(batch.imported, 1);
+            assert!(batch
+                .invalid
+                .is_some_and(|r| r.starts_with("undecodable block")));
+            assert_eq!(dest.head().height, 4);
+            assert_eq!(metrics.blocks_imported.get(), 4);
+            assert_eq!(import_batch(&dest, Vec::new()), Batch::default());
         }
 
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
