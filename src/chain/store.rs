@@ -76,6 +76,41 @@ pub struct ChainStore {
     head: BlockHeader,
 }
 
+/// Reads committed accounts from the database (see [`ChainStore::reader`]).
+#[derive(Debug, Clone)]
+pub struct AccountReader(Store);
+
+impl AccountReader {
+    /// The account at `address` (default when it has never received anything).
+    pub fn account(&self, address: &Address) -> Result<Account, ChainStoreError> {
+        Ok(self.stored_account(address)?.unwrap_or_default())
+    }
+
+    fn stored_account(&self, address: &Address) -> Result<Option<Account>, ChainStoreError> {
+        self.0
+            .account(address.as_bytes())?
+            .map(|bytes| {
+                Account::decode(&bytes)
+                    .map_err(|e| ChainStoreError::Corrupt(format!("account {address}: {e}")))
+            })
+            .transpose()
+    }
+
+    /// The stored accounts of `addresses`, as a view for pure logic (mempool, validation).
+    pub fn accounts_view<'a>(
+        &self,
+        addresses: impl IntoIterator<Item = &'a Address>,
+    ) -> Result<BTreeMap<Address, Account>, ChainStoreError> {
+        let mut view = BTreeMap::new();
+        for address in addresses {
+            if let Some(account) = self.stored_account(address)? {
+                view.insert(*address, account);
+            }
+        }
+        Ok(view)
+    }
+}
+
 impl ChainStore {
     /// Opens the chain in `store`, writing genesis on first use; refuses another chain's data.
     pub fn open(store: Store, spec: ChainSpec) -> Result<ChainStore, ChainStoreError> {
@@ -229,17 +264,7 @@ impl ChainStore {
 
     /// An account in the canonical state (default if never written).
     pub fn account(&self, address: &Address) -> Result<Account, ChainStoreError> {
-        Ok(self.stored_account(address)?.unwrap_or_default())
-    }
-
-    fn stored_account(&self, address: &Address) -> Result<Option<Account>, ChainStoreError> {
-        self.store
-            .account(address.as_bytes())?
-            .map(|bytes| {
-                Account::decode(&bytes)
-                    .map_err(|e| ChainStoreError::Corrupt(format!("account {address}: {e}")))
-            })
-            .transpose()
+        self.reader().account(address)
     }
 
     /// The stored accounts of `addresses`, as a view for pure logic (mempool, validation).
@@ -247,13 +272,13 @@ impl ChainStore {
         &self,
         addresses: impl IntoIterator<Item = &'a Address>,
     ) -> Result<BTreeMap<Address, Account>, ChainStoreError> {
-        let mut view = BTreeMap::new();
-        for address in addresses {
-            if let Some(account) = self.stored_account(address)? {
-                view.insert(*address, account);
-            }
-        }
-        Ok(view)
+        self.reader().accounts_view(addresses)
+    }
+
+    /// A handle that reads committed accounts without this store (or its lock): every block
+    /// commits atomically, so a read sees the state before or after a block, never between.
+    pub fn reader(&self) -> AccountReader {
+        AccountReader(self.store.clone())
     }
 
     fn block_view(&self, block: &Block) -> Result<BTreeMap<Address, Account>, ChainStoreError> {

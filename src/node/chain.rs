@@ -20,7 +20,7 @@ use crate::chain::mempool::{CheckedTransfer, Mempool, MempoolConfig, MempoolErro
 use crate::chain::signatures::Verified;
 use crate::chain::spec::ChainSpec;
 use crate::chain::state::Account;
-use crate::chain::store::{ChainStore, ChainStoreError, ImportOutcome};
+use crate::chain::store::{AccountReader, ChainStore, ChainStoreError, ImportOutcome};
 use crate::chain::tx::{Address, SignedTransfer};
 use crate::chain::validate::RejectReason;
 use crate::chain::Hash;
@@ -100,6 +100,9 @@ pub enum TxLookup {
 /// The chain as the node's tasks and API use it.
 pub struct ChainRuntime {
     store: Mutex<ChainStore>,
+    /// Reads accounts for admission without waiting for the store lock (held while a block
+    /// is built or imported), so submitters and the producer work at the same time.
+    accounts: AccountReader,
     mempool: Mutex<Mempool>,
     spec: ChainSpec,
     genesis_hash: Hash,
@@ -215,6 +218,7 @@ impl ChainRuntime {
         let genesis_hash = chain.genesis_hash();
         Ok(ChainRuntime {
             mempool: Mutex::new(Mempool::new(&spec.chain_id, MempoolConfig::default())),
+            accounts: chain.reader(),
             store: Mutex::new(chain),
             genesis_hash,
             key: identity.signing_key().clone(),
@@ -391,6 +395,11 @@ impl ChainRuntime {
         self.head_tx.send_replace(head);
     }
 
+    /// Transactions waiting in the mempool.
+    pub fn mempool_len(&self) -> usize {
+        lock(&self.mempool).len()
+    }
+
     /// Admits a transaction to the mempool and relays it; `from` is the peer that sent it.
     pub fn submit_tx(
         &self,
@@ -406,7 +415,7 @@ impl ChainRuntime {
             match CheckedTransfer::check(tx, &self.spec.chain_id) {
                 Ok(checked) => {
                     let sender = checked.transfer().sender();
-                    let account = lock(&self.store).account(&sender).unwrap_or_default();
+                    let account = self.accounts.account(&sender).unwrap_or_default();
                     lock(&self.mempool).insert_checked(checked, &account)
                 }
                 Err(e) => Err(e.into()),
@@ -449,9 +458,7 @@ impl ChainRuntime {
             let checking = scope.spawn(move || CheckedTransfer::check_all(fresh, chain_id));
             // the senders' accounts are read while the signatures are checked; a failed read
             // counts as an empty account, as for a single submission
-            let accounts = lock(&self.store)
-                .accounts_view(&senders)
-                .unwrap_or_default();
+            let accounts = self.accounts.accounts_view(&senders).unwrap_or_default();
             let checked = checking
                 .join()
                 .unwrap_or_else(|e| std::panic::resume_unwind(e));
@@ -642,7 +649,7 @@ impl ChainRuntime {
 
     /// An account and the next nonce counting pending transactions.
     pub fn account(&self, address: &Address) -> Result<(Account, u64), ChainStoreError> {
-        let account = lock(&self.store).account(address)?;
+        let account = self.accounts.account(address)?;
         let pending = lock(&self.mempool).pending_nonce(address, account.nonce);
         Ok((account, pending))
     }
