@@ -16,7 +16,6 @@ use qnet_node::chain::tx::{Address, SignedTransfer, Transfer};
 use qnet_node::clock::{Clock, ManualClock, SharedClock};
 use qnet_node::identity::{to_hex, Identity};
 use qnet_node::metrics::Metrics;
-use qnet_node::net::message::{MAX_BLOCKS_PER_REQUEST, MAX_BLOCKS_RESPONSE_BYTES};
 use qnet_node::net::server::{connect, serve, Responder};
 use qnet_node::net::{LocalInfo, Message, PeerInfo, Seeds};
 use qnet_node::node::chain::ChainRuntime;
@@ -352,15 +351,7 @@ impl Responder for Source {
     }
     fn chain_message(&self, _peer: &PeerInfo, msg: Message) -> Result<Option<Message>, String> {
         match msg {
-            Message::GetBlocks { from, limit } => Ok(Some(Message::Blocks(
-                self.0
-                    .encoded_blocks_from(
-                        from,
-                        limit.min(MAX_BLOCKS_PER_REQUEST) as usize,
-                        MAX_BLOCKS_RESPONSE_BYTES,
-                    )
-                    .map_err(|e| e.to_string())?,
-            ))),
+            Message::GetBlocks { from, limit } => Ok(Some(self.0.blocks_reply(from, limit))),
             _ => Ok(None),
         }
     }

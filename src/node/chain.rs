@@ -28,7 +28,9 @@ use crate::clock::SharedClock;
 use crate::config::NodeConfig;
 use crate::identity::{to_hex, Identity, NodeId};
 use crate::metrics::{ChainMetrics, TX_ACCEPTED};
+use crate::net::message::{MAX_BLOCKS_PER_REQUEST, MAX_BLOCKS_RESPONSE_BYTES};
 use crate::net::server::fetch_chain_spec;
+use crate::net::Message;
 
 /// File in the data dir holding the funded account key of a development chain.
 pub const DEV_ACCOUNT_KEY_FILE: &str = "dev-account.key";
@@ -635,6 +637,18 @@ impl ChainRuntime {
             out.push(bytes);
         }
         Ok(out)
+    }
+
+    /// The answer to a peer's `GetBlocks`: at most [`MAX_BLOCKS_PER_REQUEST`] blocks and
+    /// [`MAX_BLOCKS_RESPONSE_BYTES`] from `from`, or an error message when the store fails.
+    pub fn blocks_reply(&self, from: u64, limit: u32) -> Message {
+        let limit = limit.min(MAX_BLOCKS_PER_REQUEST) as usize;
+        match self.encoded_blocks_from(from, limit, MAX_BLOCKS_RESPONSE_BYTES) {
+            Ok(blocks) => Message::Blocks(blocks),
+            Err(e) => Message::Error {
+                reason: format!("cannot read blocks: {e}"),
+            },
+        }
     }
 
     /// A transaction, pending or in the canonical chain.

@@ -17,7 +17,6 @@ use crate::chain::tx::SignedTransfer;
 use crate::chain::Hash;
 use crate::identity::NodeId;
 use crate::net::handshake::send;
-use crate::net::message::{MAX_BLOCKS_PER_REQUEST, MAX_BLOCKS_RESPONSE_BYTES};
 use crate::net::server::{connect, Responder};
 use crate::net::{LocalInfo, Message, PeerInfo, Seeds};
 
@@ -284,19 +283,7 @@ impl Responder for PeerManager {
             Message::Block(bytes) => self.on_block(peer, bytes),
             Message::Tx(bytes) => self.on_tx(peer, bytes),
             Message::GetBlocks { from, limit } => {
-                let limit = limit.min(MAX_BLOCKS_PER_REQUEST) as usize;
-                Ok(Some(
-                    match self.shared.chain.encoded_blocks_from(
-                        from,
-                        limit,
-                        MAX_BLOCKS_RESPONSE_BYTES,
-                    ) {
-                        Ok(blocks) => Message::Blocks(blocks),
-                        Err(e) => Message::Error {
-                            reason: format!("cannot read blocks: {e}"),
-                        },
-                    },
-                ))
+                Ok(Some(self.shared.chain.blocks_reply(from, limit)))
             }
             _ => Ok(Some(Message::Error {
                 reason: "unexpected message".into(),

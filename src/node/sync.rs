@@ -578,7 +578,6 @@ mod tests {
         use crate::identity::to_hex;
         use crate::metrics::Metrics;
         use crate::net::handshake::PeerInfo;
-        use crate::net::message::MAX_BLOCKS_RESPONSE_BYTES;
         use crate::net::server::{serve, Responder};
         use crate::net::{Message, Seeds};
 
@@ -597,15 +596,9 @@ mod tests {
                 msg: Message,
             ) -> Result<Option<Message>, String> {
                 match msg {
-                    Message::GetBlocks { from, limit } => Ok(Some(Message::Blocks(
-                        self.0
-                            .encoded_blocks_from(
-                                from,
-                                limit.min(MAX_BLOCKS_PER_REQUEST) as usize,
-                                MAX_BLOCKS_RESPONSE_BYTES,
-                            )
-                            .map_err(|e| e.to_string())?,
-                    ))),
+                    Message::GetBlocks { from, limit } => {
+                        Ok(Some(self.0.blocks_reply(from, limit)))
+                    }
                     _ => Ok(None),
                 }
             }
