@@ -272,6 +272,65 @@ impl Ctx {
             .filter(|i| regions.contains(&self.fleet.nodes[*i].plan.region) == inside)
             .collect()
     }
+
+    fn names_of(&self, regions: &[usize]) -> Vec<Region> {
+        regions
+            .iter()
+            .map(|r| self.fleet.regions[*r].clone())
+            .collect()
+    }
+
+    /// Cuts `regions` off (phase `phase`) and samples until every node outside them sees them
+    /// all missing (60 s at most). Returns when the cut began, the nodes outside, and when
+    /// each of those saw it.
+    async fn cut_regions(
+        &mut self,
+        phase: &str,
+        regions: &[usize],
+    ) -> (u64, Vec<usize>, Vec<Option<f64>>) {
+        self.phase(phase);
+        for &r in regions {
+            self.fleet.net.set_cut(r, true);
+        }
+        let cut_at = self.now();
+        let survivors = self.in_regions(regions, false);
+        let names = self.names_of(regions);
+        let seen = self
+            .until_all(&survivors, cut_at, Duration::from_secs(60), move |f, i| {
+                sees_missing(f, i, &names, true)
+            })
+            .await;
+        (cut_at, survivors, seen)
+    }
+
+    /// Heals `regions` (phase `phase`) and samples until every node sees them live again and
+    /// has converged (60 s at most). Returns when the heal began and when each node got there.
+    async fn heal_regions(&mut self, phase: &str, regions: &[usize]) -> (u64, Vec<Option<f64>>) {
+        self.phase(phase);
+        for &r in regions {
+            self.fleet.net.set_cut(r, false);
+        }
+        let healed_at = self.now();
+        let all = self.alive();
+        let names = self.names_of(regions);
+        let back = self
+            .until_all(&all, healed_at, Duration::from_secs(60), move |f, i| {
+                sees_missing(f, i, &names, false) && converged(f, i)
+            })
+            .await;
+        (healed_at, back)
+    }
+
+    /// How many of `who` logged at least one failover activation since `since`.
+    fn activated_since(&self, who: &[usize], since: u64) -> usize {
+        who.iter()
+            .filter(|&&i| {
+                !self.watches[i]
+                    .events_since(EventKind::Activated, since)
+                    .is_empty()
+            })
+            .count()
+    }
 }
 
 fn timing_row(label: &str, times: &[Option<f64>]) -> Vec<String> {
@@ -751,19 +810,8 @@ async fn region_cuts(ctx: &mut Ctx) -> Result<(), SimError> {
 
     // one region cut off
     let one = [1usize];
-    let one_names = vec![ctx.fleet.regions[1].clone()];
-    ctx.phase("one region cut off");
-    for r in one {
-        ctx.fleet.net.set_cut(r, true);
-    }
-    let cut_at = ctx.now();
-    let survivors = ctx.in_regions(&one, false);
-    let names = one_names.clone();
-    let seen = ctx
-        .until_all(&survivors, cut_at, Duration::from_secs(60), move |f, i| {
-            sees_missing(f, i, &names, true)
-        })
-        .await;
+    let one_names = ctx.names_of(&one);
+    let (cut_at, survivors, seen) = ctx.cut_regions("one region cut off", &one).await;
     ctx.run_for(interval * 2 + Duration::from_secs(2)).await;
     table.row(timing_row(
         "1 cut: survivors' view shows the region missing",
@@ -774,23 +822,9 @@ async fn region_cuts(ctx: &mut Ctx) -> Result<(), SimError> {
         .map(|&i| first_event_after(ctx, i, EventKind::RegionLost, cut_at, one_names.first()))
         .collect();
     table.row(timing_row("1 cut: region_lost event on survivors", &lost));
-    let activated = survivors
-        .iter()
-        .filter(|&&i| {
-            !ctx.watches[i]
-                .events_since(EventKind::Activated, cut_at)
-                .is_empty()
-        })
-        .count();
+    let activated = ctx.activated_since(&survivors, cut_at);
     let inside = ctx.in_regions(&one, true);
-    let inside_activated = inside
-        .iter()
-        .filter(|&&i| {
-            !ctx.watches[i]
-                .events_since(EventKind::Activated, cut_at)
-                .is_empty()
-        })
-        .count();
+    let inside_activated = ctx.activated_since(&inside, cut_at);
     let lost_n = lost.iter().flatten().count();
     ctx.check(
         "1 region cut: region_lost seen by every surviving node",
@@ -807,18 +841,7 @@ async fn region_cuts(ctx: &mut Ctx) -> Result<(), SimError> {
             n_regions - 1
         ),
     );
-    ctx.phase("heal one region");
-    for r in one {
-        ctx.fleet.net.set_cut(r, false);
-    }
-    let healed_at = ctx.now();
-    let all = ctx.alive();
-    let names = one_names.clone();
-    let back = ctx
-        .until_all(&all, healed_at, Duration::from_secs(60), move |f, i| {
-            sees_missing(f, i, &names, false) && converged(f, i)
-        })
-        .await;
+    let (healed_at, back) = ctx.heal_regions("heal one region", &one).await;
     table.row(timing_row(
         "1 heal: every node sees all regions live again",
         &back,
@@ -835,19 +858,7 @@ async fn region_cuts(ctx: &mut Ctx) -> Result<(), SimError> {
 
     // two regions cut off
     let two = [1usize, 2usize];
-    let two_names: Vec<Region> = two.iter().map(|r| ctx.fleet.regions[*r].clone()).collect();
-    ctx.phase("two regions cut off");
-    for r in two {
-        ctx.fleet.net.set_cut(r, true);
-    }
-    let cut_at = ctx.now();
-    let survivors = ctx.in_regions(&two, false);
-    let names = two_names.clone();
-    let seen = ctx
-        .until_all(&survivors, cut_at, Duration::from_secs(60), move |f, i| {
-            sees_missing(f, i, &names, true)
-        })
-        .await;
+    let (cut_at, survivors, seen) = ctx.cut_regions("two regions cut off", &two).await;
     table.row(timing_row(
         "2 cut: survivors' view shows both missing",
         &seen,
@@ -861,18 +872,7 @@ async fn region_cuts(ctx: &mut Ctx) -> Result<(), SimError> {
         "2 cut: failover activated on survivors",
         &activation,
     ));
-    ctx.phase("heal two regions");
-    for r in two {
-        ctx.fleet.net.set_cut(r, false);
-    }
-    let healed_at = ctx.now();
-    let all = ctx.alive();
-    let names = two_names.clone();
-    let back = ctx
-        .until_all(&all, healed_at, Duration::from_secs(60), move |f, i| {
-            sees_missing(f, i, &names, false) && converged(f, i)
-        })
-        .await;
+    let (healed_at, back) = ctx.heal_regions("heal two regions", &two).await;
     table.row(timing_row(
         "2 heal: every node sees all regions live again",
         &back,
