@@ -292,23 +292,54 @@ fn digest_flood(cluster_id: &str, salt: u32) -> Vec<u8> {
     out
 }
 
+/// Two nodes of region `eu` (`a` super, `b` full, bootstrapped from `a`), started and
+/// converged: the target of the forged-gossip tests.
+struct GossipPair {
+    a: NodeProcess,
+    b: NodeProcess,
+    b_id: String,
+    /// `a`'s gossip address.
+    target: std::net::SocketAddr,
+    /// `a`'s regional cluster id.
+    cluster_id: String,
+}
+
+impl GossipPair {
+    async fn start(name: &str) -> GossipPair {
+        let root = test_dir(name);
+        let first = NodeSpec::new(&root, "a", "eu", "super");
+        let mut second = NodeSpec::new(&root, "b", "eu", "full");
+        second.bootstrap = vec![first.p2p_addr()];
+        let target = first.p2p_addr();
+        let a = NodeProcess::start(first);
+        let b = NodeProcess::start(second);
+        let b_id = node_id(&b).await;
+        wait_for("a sees b", CONVERGE, || async {
+            let doc = get_json(&a.url("/v1/peers")).await?;
+            (peer(&doc, &b_id)?["live"] == true).then_some(())
+        })
+        .await;
+        let status = get_json(&a.url("/v1/status")).await.expect("status");
+        let cluster_id = format!("{}/eu", status["chain_id"].as_str().unwrap());
+        GossipPair {
+            a,
+            b,
+            b_id,
+            target,
+            cluster_id,
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forged_malformed_and_flooding_gossip_neither_crashes_nor_adds_members() {
-    let root = test_dir("gossip-guard");
-    let first = NodeSpec::new(&root, "a", "eu", "super");
-    let mut second = NodeSpec::new(&root, "b", "eu", "full");
-    second.bootstrap = vec![first.p2p_addr()];
-    let target = first.p2p_addr();
-    let a = NodeProcess::start(first);
-    let b = NodeProcess::start(second);
-    let b_id = node_id(&b).await;
-    wait_for("a sees b", CONVERGE, || async {
-        let doc = get_json(&a.url("/v1/peers")).await?;
-        (peer(&doc, &b_id)?["live"] == true).then_some(())
-    })
-    .await;
-    let status = get_json(&a.url("/v1/status")).await.expect("status");
-    let cluster_id = format!("{}/eu", status["chain_id"].as_str().unwrap());
+    let GossipPair {
+        a,
+        b: _b,
+        b_id,
+        target,
+        cluster_id,
+    } = GossipPair::start("gossip-guard").await;
 
     // members that speak chitchat but carry no valid card: garbage, a well-formed card with
     // a bad key and signature, no card at all (copied cards are covered by unit tests)
@@ -410,21 +441,14 @@ fn decompression_bomb(cluster_id: &str) -> Vec<u8> {
 /// bombs cost the node neither its memory nor its members.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn decompression_bombs_are_refused_in_bounded_memory() {
-    let root = test_dir("gossip-bomb");
-    let first = NodeSpec::new(&root, "a", "eu", "super");
-    let mut second = NodeSpec::new(&root, "b", "eu", "full");
-    second.bootstrap = vec![first.p2p_addr()];
-    let target = first.p2p_addr();
-    let a = NodeProcess::start(first);
-    let b = NodeProcess::start(second);
-    let b_id = node_id(&b).await;
-    wait_for("a sees b", CONVERGE, || async {
-        let doc = get_json(&a.url("/v1/peers")).await?;
-        (peer(&doc, &b_id)?["live"] == true).then_some(())
-    })
-    .await;
-    let status = get_json(&a.url("/v1/status")).await.expect("status");
-    let bomb = decompression_bomb(&format!("{}/eu", status["chain_id"].as_str().unwrap()));
+    let GossipPair {
+        a,
+        b: _b,
+        b_id,
+        target,
+        cluster_id,
+    } = GossipPair::start("gossip-bomb").await;
+    let bomb = decompression_bomb(&cluster_id);
     let before = a.peak_rss_bytes().expect("peak rss");
     let junk = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
     for _ in 0..40 {
@@ -477,21 +501,13 @@ async fn a_node_whose_bootstrap_peer_starts_late_joins_when_it_comes_up() {
 /// digest, and the refusals are counted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn digest_flood_leaves_the_node_up_with_its_real_members() {
-    let root = test_dir("gossip-digest-flood");
-    let first = NodeSpec::new(&root, "a", "eu", "super");
-    let mut second = NodeSpec::new(&root, "b", "eu", "full");
-    second.bootstrap = vec![first.p2p_addr()];
-    let target = first.p2p_addr();
-    let a = NodeProcess::start(first);
-    let b = NodeProcess::start(second);
-    let b_id = node_id(&b).await;
-    wait_for("a sees b", CONVERGE, || async {
-        let doc = get_json(&a.url("/v1/peers")).await?;
-        (peer(&doc, &b_id)?["live"] == true).then_some(())
-    })
-    .await;
-    let status = get_json(&a.url("/v1/status")).await.expect("status");
-    let cluster_id = format!("{}/eu", status["chain_id"].as_str().unwrap());
+    let GossipPair {
+        a,
+        b,
+        b_id,
+        target,
+        cluster_id,
+    } = GossipPair::start("gossip-digest-flood").await;
     let junk = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
     for round in 0..200u32 {
         let _ = junk
