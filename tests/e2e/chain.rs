@@ -14,7 +14,7 @@ use qnet_node::net::server::connect;
 use qnet_node::net::{LocalInfo, Message};
 use serde_json::{json, Value};
 
-use crate::common::{get_json, test_dir, wait_for, NodeProcess, NodeSpec};
+use crate::common::{get_json, series_value, test_dir, wait_for, NodeProcess, NodeSpec};
 
 const FAUCET_BALANCE: u64 = 1_000_000;
 
@@ -104,18 +104,6 @@ async fn hash_at(node: &NodeProcess, h: u64) -> Option<String> {
             .as_str()?
             .to_string(),
     )
-}
-
-async fn metric(node: &NodeProcess, series: &str) -> f64 {
-    let text = reqwest::get(node.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
-        .unwrap_or(0.0)
 }
 
 /// Every node has the same block hash at every height up to `upto`.
@@ -242,11 +230,9 @@ async fn network_agrees_includes_transfers_and_counts_rejections() {
         "wrong_chain",
         "insufficient_balance",
     ] {
-        let n = metric(
-            &a,
-            &format!("qnet_transactions_total{{result=\"{reason}\"}}"),
-        )
-        .await;
+        let n = a
+            .metric(&format!("qnet_transactions_total{{result=\"{reason}\"}}"))
+            .await;
         assert!(n >= 1.0, "{reason} not counted");
     }
 
@@ -314,7 +300,7 @@ async fn network_agrees_includes_transfers_and_counts_rejections() {
         wait_for(&format!("{reason} counted"), Duration::from_secs(5), || {
             let series = series.clone();
             let a = &a;
-            async move { (metric(a, &series).await >= 1.0).then_some(()) }
+            async move { (a.metric(&series).await >= 1.0).then_some(()) }
         })
         .await;
     }
@@ -375,7 +361,7 @@ async fn killed_producer_restarts_with_its_chain_and_catches_up() {
     )
     .await;
     wait_for("b produces again", Duration::from_secs(10), || async {
-        (metric(&b, "qnet_blocks_produced_total").await >= 1.0).then_some(())
+        (b.metric("qnet_blocks_produced_total").await >= 1.0).then_some(())
     })
     .await;
     let upto = height(&a).await.unwrap().min(height(&b).await.unwrap());
@@ -478,7 +464,7 @@ async fn node_started_10000_blocks_late_catches_up() {
         || async { (hash_at(&a, next).await? == hash_at(&b, next).await?).then_some(()) },
     )
     .await;
-    let target = metric(&b, "qnet_sync_target_height").await;
+    let target = b.metric("qnet_sync_target_height").await;
     assert!(target >= LATE_BLOCKS as f64, "sync target {target}");
     let log = b.log();
     assert!(
@@ -678,14 +664,7 @@ async fn api_block(api: &str, h: u64) -> Option<Value> {
 }
 
 async fn api_metric(api: &str, series: &str) -> Option<f64> {
-    let text = reqwest::get(format!("{api}/metrics"))
-        .await
-        .ok()?
-        .text()
-        .await
-        .ok()?;
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+    series_value(&crate::common::metrics_text(api).await?, series)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -164,6 +164,13 @@ impl NodeProcess {
         Some(kb * 1024)
     }
 
+    /// The value of one metric series (`name{labels}` as exposed), 0 when absent; panics when
+    /// the node does not answer.
+    pub async fn metric(&self, series: &str) -> f64 {
+        let text = metrics_text(&self.url("")).await.expect("metrics");
+        series_value(&text, series).unwrap_or(0.0)
+    }
+
     /// Whether `/health/ready` answers 200 now.
     pub async fn is_ready(&self) -> bool {
         get_status(&self.url("/health/ready")).await == Some(200)
@@ -257,6 +264,22 @@ where
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+}
+
+/// The `/metrics` text of the API at `base` (`http://host:port`), `None` when it does not answer.
+pub async fn metrics_text(base: &str) -> Option<String> {
+    reqwest::get(format!("{base}/metrics"))
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()
+}
+
+/// The value of the series `name{labels}` (exactly as exposed) in a `/metrics` text.
+pub fn series_value(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
 }
 
 /// Runs the binary to completion with `args`; returns exit status and stderr.

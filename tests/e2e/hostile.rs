@@ -40,19 +40,6 @@ async fn height(node: &NodeProcess) -> Option<u64> {
     get_json(&node.url("/v1/status")).await?["head"]["height"].as_u64()
 }
 
-/// The value of one metric series (`name{labels}`), 0 when absent.
-async fn metric(node: &NodeProcess, series: &str) -> f64 {
-    let text = reqwest::get(node.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
-        .unwrap_or(0.0)
-}
-
 /// The node keeps answering and producing: readiness, then a head above `before`.
 async fn still_serving(node: &NodeProcess, before: u64) {
     wait_for("node still ready and producing", START, || async {
@@ -133,7 +120,7 @@ async fn forged_data_plane_is_cut_off_and_penalised_node_unaffected() {
     let addr = node.spec.p2p_addr().to_string();
     let spec = ChainSpec::from_json(&fetch_chain_spec(&addr).await.unwrap()).unwrap();
     let before = height(&node).await.unwrap();
-    let failures_before = metric(&node, "qnet_handshake_failures_total").await;
+    let failures_before = node.metric("qnet_handshake_failures_total").await;
 
     // wrong chain id
     let mut conn = framed(TcpStream::connect(&addr).await.unwrap());
@@ -182,8 +169,7 @@ async fn forged_data_plane_is_cut_off_and_penalised_node_unaffected() {
         "1 MiB frame before the handshake: connection kept"
     );
     wait_for("handshake failures counted", CUT_OFF, || async {
-        (metric(&node, "qnet_handshake_failures_total").await >= failures_before + 5.0)
-            .then_some(())
+        (node.metric("qnet_handshake_failures_total").await >= failures_before + 5.0).then_some(())
     })
     .await;
 
@@ -198,8 +184,16 @@ async fn forged_data_plane_is_cut_off_and_penalised_node_unaffected() {
     assert!(closed(&mut conn).await, "bad block: connection kept");
     let mut again = connect(&addr, &local(&spec, offender)).await.unwrap();
     assert!(!answers(&mut again).await, "banned peer still served");
-    assert!(metric(&node, "qnet_peer_disconnects_total{reason=\"banned\"}").await >= 1.0);
-    assert!(metric(&node, "qnet_peer_disconnects_total{reason=\"bad_message\"}").await >= 1.0);
+    assert!(
+        node.metric("qnet_peer_disconnects_total{reason=\"banned\"}")
+            .await
+            >= 1.0
+    );
+    assert!(
+        node.metric("qnet_peer_disconnects_total{reason=\"bad_message\"}")
+            .await
+            >= 1.0
+    );
 
     // a frame flood (duplicates of one transaction) trips the per-peer rate limit
     let mut conn = connect(&addr, &local(&spec, Identity::generate()))
@@ -224,7 +218,10 @@ async fn forged_data_plane_is_cut_off_and_penalised_node_unaffected() {
     let _ = SinkExt::<bytes::Bytes>::flush(&mut conn).await;
     assert!(closed(&mut conn).await, "flooding peer not cut off");
     wait_for("rate-limit disconnect counted", CUT_OFF, || async {
-        (metric(&node, "qnet_peer_disconnects_total{reason=\"rate_limit\"}").await >= 1.0)
+        (node
+            .metric("qnet_peer_disconnects_total{reason=\"rate_limit\"}")
+            .await
+            >= 1.0)
             .then_some(())
     })
     .await;

@@ -195,17 +195,8 @@ fn count(log: &str, needle: &str) -> usize {
     log.lines().filter(|l| l.contains(needle)).count()
 }
 
-async fn metric(node: &NodeProcess, line_prefix: &str) -> Option<f64> {
-    let text = reqwest::get(node.url("/metrics"))
-        .await
-        .ok()?
-        .text()
-        .await
-        .ok()?;
-    text.lines()
-        .find(|l| l.starts_with(line_prefix))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
+async fn metric(node: &NodeProcess, series: &str) -> Option<f64> {
+    series_value(&metrics_text(&node.url("")).await?, series)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
