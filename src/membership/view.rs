@@ -78,6 +78,25 @@ pub struct RegionStatus {
     pub last_live_ms: u64,
 }
 
+#[cfg(test)]
+impl RegionStatus {
+    /// A region with only its member counts set (`missing` when none is live), for tests.
+    pub(crate) fn counted(region: Region, known: u32, live: u32) -> RegionStatus {
+        RegionStatus {
+            region,
+            known,
+            live,
+            missing: live == 0,
+            bridges: vec![],
+            bridge_addrs: vec![],
+            seeds: vec![],
+            bridge_seeds: vec![],
+            head_height: None,
+            last_live_ms: 0,
+        }
+    }
+}
+
 impl RegionStatus {
     /// Health of the region: live / known (1.0 when nothing is known).
     pub fn health(&self) -> f64 {
@@ -514,18 +533,7 @@ mod tests {
         for (name, known, live) in [("eu", 4, 4), ("na", 2, 0), ("asia", 4, 2)] {
             view.regions.insert(
                 region(name),
-                RegionStatus {
-                    region: region(name),
-                    known,
-                    live,
-                    missing: live == 0,
-                    bridges: vec![],
-                    bridge_addrs: vec![],
-                    seeds: vec![],
-                    bridge_seeds: vec![],
-                    head_height: None,
-                    last_live_ms: 0,
-                },
+                RegionStatus::counted(region(name), known, live),
             );
         }
         assert_eq!(view.missing_regions(), vec![region("na")]);

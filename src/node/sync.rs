@@ -517,16 +517,10 @@ mod tests {
         v.regions.insert(
             na.clone(),
             RegionStatus {
-                region: na,
-                known: 1,
-                live: 1,
-                missing: false,
                 bridges: vec![bridge.clone()],
                 bridge_addrs: vec!["127.0.0.1:2".parse().unwrap()],
-                seeds: vec![],
-                bridge_seeds: vec![],
                 head_height: Some(40),
-                last_live_ms: 0,
+                ..RegionStatus::counted(na, 1, 1)
             },
         );
         let s = pick_source(&v, 5, &[0; 32]).unwrap();

@@ -100,21 +100,7 @@ mod tests {
         let mut v = MembershipView::empty(id, Region::new("eu").unwrap());
         for (name, l) in live {
             let r = Region::new(name).unwrap();
-            v.regions.insert(
-                r.clone(),
-                RegionStatus {
-                    region: r,
-                    known: 3,
-                    live: *l,
-                    missing: *l == 0,
-                    bridges: vec![],
-                    bridge_addrs: vec![],
-                    seeds: vec![],
-                    bridge_seeds: vec![],
-                    head_height: None,
-                    last_live_ms: 0,
-                },
-            );
+            v.regions.insert(r.clone(), RegionStatus::counted(r, 3, *l));
         }
         v
     }
