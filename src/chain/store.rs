@@ -71,6 +71,8 @@ pub enum ImportOutcome {
 #[derive(Debug)]
 pub struct ChainStore {
     store: Store,
+    /// Account reads over the same database, made once at open.
+    accounts: AccountReader,
     spec: ChainSpec,
     genesis_hash: Hash,
     head: BlockHeader,
@@ -133,6 +135,7 @@ impl ChainStore {
             .ok_or_else(|| ChainStoreError::Corrupt("no tip after genesis".into()))?;
         let head = decode_block(store.block_at(tip)?, tip)?.header;
         Ok(ChainStore {
+            accounts: AccountReader(store.clone()),
             store,
             spec,
             genesis_hash,
@@ -264,7 +267,7 @@ impl ChainStore {
 
     /// An account in the canonical state (default if never written).
     pub fn account(&self, address: &Address) -> Result<Account, ChainStoreError> {
-        self.reader().account(address)
+        self.accounts.account(address)
     }
 
     /// The stored accounts of `addresses`, as a view for pure logic (mempool, validation).
@@ -272,13 +275,13 @@ impl ChainStore {
         &self,
         addresses: impl IntoIterator<Item = &'a Address>,
     ) -> Result<BTreeMap<Address, Account>, ChainStoreError> {
-        self.reader().accounts_view(addresses)
+        self.accounts.accounts_view(addresses)
     }
 
     /// A handle that reads committed accounts without this store (or its lock): every block
     /// commits atomically, so a read sees the state before or after a block, never between.
     pub fn reader(&self) -> AccountReader {
-        AccountReader(self.store.clone())
+        self.accounts.clone()
     }
 
     fn block_view(&self, block: &Block) -> Result<BTreeMap<Address, Account>, ChainStoreError> {
