@@ -72,6 +72,19 @@ fn runtime(
     )?)
 }
 
+/// Splits `txs` into `threads` shares by sender, keeping each sender's transfers (and so its
+/// nonces) in order within its share.
+fn by_sender(
+    txs: impl IntoIterator<Item = SignedTransfer>,
+    threads: usize,
+) -> Vec<Vec<SignedTransfer>> {
+    let mut shares: Vec<Vec<SignedTransfer>> = vec![Vec::new(); threads];
+    for tx in txs {
+        shares[usize::from(tx.transfer.from[0]) % threads].push(tx);
+    }
+    shares
+}
+
 /// CPU time of this process so far (all threads, user + system): on a shared machine the
 /// wall-clock rates depend on what else runs, CPU time per item much less.
 fn cpu_time() -> Duration {
@@ -115,10 +128,7 @@ fn admit(rt: &ChainRuntime, batch: Vec<SignedTransfer>, how: Admission) -> anyho
         Admission::OneByOne(threads) => {
             // like concurrent RPC clients: each thread owns a share of the senders, so every
             // sender's nonces still arrive in order
-            let mut shares: Vec<Vec<SignedTransfer>> = vec![Vec::new(); threads];
-            for tx in batch {
-                shares[usize::from(tx.transfer.from[0]) % threads].push(tx);
-            }
+            let shares = by_sender(batch, threads);
             std::thread::scope(|scope| {
                 let handles: Vec<_> = shares
                     .into_iter()
@@ -270,10 +280,7 @@ fn sustained(
         clock.clone(),
     )?;
     let total: usize = batches.iter().map(Vec::len).sum();
-    let mut shares: Vec<Vec<SignedTransfer>> = vec![Vec::new(); threads];
-    for tx in batches.iter().flatten() {
-        shares[usize::from(tx.transfer.from[0]) % threads].push(tx.clone());
-    }
+    let shares = by_sender(batches.iter().flatten().cloned(), threads);
     let submitting = AtomicUsize::new(threads);
     let started = Instant::now();
     let cpu_started = cpu_time();
