@@ -9,6 +9,17 @@ use std::path::{Path, PathBuf};
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 use sled::{Transactional, Tree};
 
+/// The chain trees inside one transaction, in the order of [`Store::chain_transaction`].
+type ChainTrees = (
+    TransactionalTree,
+    TransactionalTree,
+    TransactionalTree,
+    TransactionalTree,
+    TransactionalTree,
+    TransactionalTree,
+    TransactionalTree,
+);
+
 /// A 32-byte hash (block or transaction).
 pub type Hash = [u8; 32];
 
@@ -179,10 +190,12 @@ impl Store {
         self.meta.get(META_TIP)?.map(|v| decode_u64(&v)).transpose()
     }
 
-    /// Appends a canonical block with its tx index, account writes and undo record.
-    pub fn commit_block(&self, commit: CommitBlock) -> Result<(), StorageError> {
-        let height = commit.height;
-        let height_key = height.to_be_bytes();
+    /// Runs `f` as one atomic sled transaction over every chain tree (blocks, block_hash,
+    /// side_blocks, txs, accounts, undo, meta).
+    fn chain_transaction(
+        &self,
+        f: impl Fn(&ChainTrees) -> Result<(), ConflictableTransactionError<StorageError>>,
+    ) -> Result<(), StorageError> {
         (
             &self.blocks,
             &self.block_hash,
@@ -192,82 +205,79 @@ impl Store {
             &self.undo,
             &self.meta,
         )
-            .transaction(
-                |(blocks, block_hash, side_blocks, txs, accounts, undo, meta)| {
-                    let tip = tx_tip(meta)?;
-                    let fits = match tip {
-                        None => true,
-                        Some(t) => t.checked_add(1) == Some(height),
-                    };
-                    if !fits {
-                        return abort(StorageError::NotTip { height, tip });
-                    }
-                    blocks.insert(&height_key, commit.block_bytes.as_slice())?;
-                    block_hash.insert(&commit.hash, &height_key)?;
-                    side_blocks.remove(&commit.hash)?;
-                    for (index, tx_hash) in commit.tx_hashes.iter().enumerate() {
-                        let index = u32::try_from(index).map_err(|_| {
-                            ConflictableTransactionError::Abort(StorageError::Corrupt(
-                                "too many transactions in one block".into(),
-                            ))
-                        })?;
-                        txs.insert(tx_hash, &encode_location(height, index))?;
-                    }
-                    for (key, value) in &commit.account_writes {
-                        accounts.insert(key.as_slice(), value.as_slice())?;
-                    }
-                    undo.insert(&height_key, commit.undo_bytes.as_slice())?;
-                    meta.insert(META_TIP, &height_key)?;
-                    Ok(())
-                },
-            )?;
+            .transaction(f)?;
         Ok(())
+    }
+
+    /// Appends a canonical block with its tx index, account writes and undo record.
+    pub fn commit_block(&self, commit: CommitBlock) -> Result<(), StorageError> {
+        let height = commit.height;
+        let height_key = height.to_be_bytes();
+        self.chain_transaction(
+            |(blocks, block_hash, side_blocks, txs, accounts, undo, meta)| {
+                let tip = tx_tip(meta)?;
+                let fits = match tip {
+                    None => true,
+                    Some(t) => t.checked_add(1) == Some(height),
+                };
+                if !fits {
+                    return abort(StorageError::NotTip { height, tip });
+                }
+                blocks.insert(&height_key, commit.block_bytes.as_slice())?;
+                block_hash.insert(&commit.hash, &height_key)?;
+                side_blocks.remove(&commit.hash)?;
+                for (index, tx_hash) in commit.tx_hashes.iter().enumerate() {
+                    let index = u32::try_from(index).map_err(|_| {
+                        ConflictableTransactionError::Abort(StorageError::Corrupt(
+                            "too many transactions in one block".into(),
+                        ))
+                    })?;
+                    txs.insert(tx_hash, &encode_location(height, index))?;
+                }
+                for (key, value) in &commit.account_writes {
+                    accounts.insert(key.as_slice(), value.as_slice())?;
+                }
+                undo.insert(&height_key, commit.undo_bytes.as_slice())?;
+                meta.insert(META_TIP, &height_key)?;
+                Ok(())
+            },
+        )
     }
 
     /// Removes the canonical tip block, restores accounts, and keeps the block as a side block.
     pub fn revert_block(&self, revert: RevertBlock) -> Result<(), StorageError> {
         let height = revert.height;
         let height_key = height.to_be_bytes();
-        (
-            &self.blocks,
-            &self.block_hash,
-            &self.side_blocks,
-            &self.txs,
-            &self.accounts,
-            &self.undo,
-            &self.meta,
+        self.chain_transaction(
+            |(blocks, block_hash, side_blocks, txs, accounts, undo, meta)| {
+                let tip = tx_tip(meta)?;
+                if tip != Some(height) {
+                    return abort(StorageError::NotTip { height, tip });
+                }
+                let Some(bytes) = blocks.remove(&height_key)? else {
+                    return abort(StorageError::Corrupt(format!(
+                        "tip block {height} is missing"
+                    )));
+                };
+                side_blocks.insert(&revert.hash, bytes)?;
+                block_hash.remove(&revert.hash)?;
+                for tx_hash in &revert.tx_hashes {
+                    txs.remove(tx_hash)?;
+                }
+                for (key, value) in &revert.account_restores {
+                    match value {
+                        Some(v) => accounts.insert(key.as_slice(), v.as_slice())?,
+                        None => accounts.remove(key.as_slice())?,
+                    };
+                }
+                undo.remove(&height_key)?;
+                match height.checked_sub(1) {
+                    Some(below) => meta.insert(META_TIP, &below.to_be_bytes())?,
+                    None => meta.remove(META_TIP)?,
+                };
+                Ok(())
+            },
         )
-            .transaction(
-                |(blocks, block_hash, side_blocks, txs, accounts, undo, meta)| {
-                    let tip = tx_tip(meta)?;
-                    if tip != Some(height) {
-                        return abort(StorageError::NotTip { height, tip });
-                    }
-                    let Some(bytes) = blocks.remove(&height_key)? else {
-                        return abort(StorageError::Corrupt(format!(
-                            "tip block {height} is missing"
-                        )));
-                    };
-                    side_blocks.insert(&revert.hash, bytes)?;
-                    block_hash.remove(&revert.hash)?;
-                    for tx_hash in &revert.tx_hashes {
-                        txs.remove(tx_hash)?;
-                    }
-                    for (key, value) in &revert.account_restores {
-                        match value {
-                            Some(v) => accounts.insert(key.as_slice(), v.as_slice())?,
-                            None => accounts.remove(key.as_slice())?,
-                        };
-                    }
-                    undo.remove(&height_key)?;
-                    match height.checked_sub(1) {
-                        Some(below) => meta.insert(META_TIP, &below.to_be_bytes())?,
-                        None => meta.remove(META_TIP)?,
-                    };
-                    Ok(())
-                },
-            )?;
-        Ok(())
     }
 
     /// Canonical block bytes at `height`.
