@@ -527,7 +527,7 @@ impl ChainRuntime {
     fn update_mempool_gauge(&self) {
         self.metrics
             .mempool
-            .set(i64::try_from(lock(&self.mempool).len()).unwrap_or(i64::MAX));
+            .set(i64::try_from(self.mempool_len()).unwrap_or(i64::MAX));
     }
 
     /// Up to `max` pending transactions, encoded (pushed to a peer when its link opens).
