@@ -324,14 +324,16 @@ proptest! {
         region in region(),
         live in any::<u32>(),
         extra in any::<u32>(),
-        bridges in vec(("[0-9a-f]{16}", addr()), 0..=8),
+        cell in 0..qnet_node::membership::cell::MAX_CELLS,
+        bridges in vec(("[0-9a-f]{16}", addr()), 0..=32),
         seeds in vec(addr(), 0..=8),
-        bridge_seeds in vec(addr(), 0..=8),
+        bridge_seeds in vec(addr(), 0..=32),
         head_height in any::<Option<u64>>(),
         updated_ms in any::<u64>(),
     ) {
         let s = RegionSummary {
             region,
+            cell,
             known: live.saturating_add(extra),
             live,
             bridges: bridges.iter().map(|(id, _)| id.clone()).collect(),

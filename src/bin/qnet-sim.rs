@@ -56,6 +56,12 @@ struct Args {
     /// How often the simulator reads every node's view and runs its monitor checks.
     #[arg(long, default_value = "100ms", value_parser = humantime::parse_duration)]
     sample: Duration,
+    /// Gossip cells per region (`--cells-per-region` of a node; 1: one cluster per region).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    cells: u16,
+    /// Bridges per region, or per cell when regions are split.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=16))]
+    bridges: u16,
     /// Give up waiting for convergence (cold start, heal) after this much simulated time.
     #[arg(long, default_value = "180s", value_parser = humantime::parse_duration)]
     converge_limit: Duration,
@@ -82,6 +88,8 @@ fn main() -> ExitCode {
     }
     cfg.sample = args.sample;
     cfg.converge_limit = args.converge_limit;
+    cfg.membership.cells_per_region = args.cells;
+    cfg.membership.bridges_per_region = usize::from(args.bridges);
     let mut failed = 0;
     if args.scenario != Scenario::Flat {
         match run_two_level(cfg.clone()) {

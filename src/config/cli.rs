@@ -213,6 +213,10 @@ pub struct NodeArgs {
     /// Bridges per region in the bridge cluster.
     #[arg(long, env = "QNET_BRIDGES_PER_REGION")]
     pub bridges_per_region: Option<usize>,
+    /// Gossip cells per region: a region of more than about 200 members gossips in this
+    /// many clusters (the same value on every node of the network).
+    #[arg(long, env = "QNET_CELLS_PER_REGION")]
+    pub cells_per_region: Option<u16>,
     /// How long a new routing strategy must hold before the node switches to it.
     #[arg(long, env = "QNET_STRATEGY_SETTLE_TIME", value_parser = parse_duration)]
     pub strategy_settle_time: Option<Duration>,

@@ -47,6 +47,8 @@ pub struct FileConfig {
     pub retention_window: Option<String>,
     /// See `--bridges-per-region`.
     pub bridges_per_region: Option<usize>,
+    /// See `--cells-per-region`.
+    pub cells_per_region: Option<u16>,
     /// See `--strategy-settle-time`.
     pub strategy_settle_time: Option<String>,
     /// See `--dead-node-grace-period`.

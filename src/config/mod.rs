@@ -83,8 +83,10 @@ impl Default for MonitorConfig {
 pub struct MembershipConfig {
     /// Gossip interval of the regional cluster (the bridge cluster gossips twice as often).
     pub gossip_interval: Duration,
-    /// Bridges per region.
+    /// Bridges per region, or per cell of a region split into cells.
     pub bridges_per_region: usize,
+    /// Gossip cells per region (`membership::cell`); the same on every node of a network.
+    pub cells_per_region: u16,
     /// Hysteresis of the routing strategy.
     pub strategy_settle_time: Duration,
     /// How long dead members stay in gossip state.
@@ -96,6 +98,7 @@ impl Default for MembershipConfig {
         MembershipConfig {
             gossip_interval: Duration::from_secs(1),
             bridges_per_region: 3,
+            cells_per_region: 1,
             strategy_settle_time: Duration::from_secs(10),
             dead_node_grace_period: Duration::from_secs(300),
         }
@@ -187,6 +190,10 @@ impl NodeConfig {
                 .bridges_per_region
                 .or(file.bridges_per_region)
                 .unwrap_or(defaults_m.bridges_per_region),
+            cells_per_region: args
+                .cells_per_region
+                .or(file.cells_per_region)
+                .unwrap_or(defaults_m.cells_per_region),
             strategy_settle_time: pick_duration(
                 "--strategy-settle-time",
                 args.strategy_settle_time,
@@ -202,6 +209,9 @@ impl NodeConfig {
         };
         if !(1..=16).contains(&membership.bridges_per_region) {
             return Err(invalid("--bridges-per-region", "must be between 1 and 16"));
+        }
+        if !(1..=crate::membership::cell::MAX_CELLS).contains(&membership.cells_per_region) {
+            return Err(invalid("--cells-per-region", "must be between 1 and 64"));
         }
         let monitor = MonitorConfig {
             regional_interval: pick_duration(

@@ -25,8 +25,11 @@ pub const SUMMARY_HEAD_EVERY_MS: u64 = 5_000;
 
 /// Largest summary value accepted from gossip, in bytes.
 pub const MAX_SUMMARY_BYTES: usize = 4096;
-/// Most bridges or seeds listed in one summary.
-pub const MAX_SUMMARY_ADDRS: usize = 8;
+/// Most bridges or bridge seeds listed in one summary (a region split into cells lists
+/// bridges of every cell, see `cell`).
+pub const MAX_SUMMARY_ADDRS: usize = 32;
+/// Most regional gossip seeds a summary lists.
+pub const SEEDS_PER_SUMMARY: usize = 8;
 
 /// A chain head as announced in gossip.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,6 +61,10 @@ impl Head {
 pub struct RegionSummary {
     /// The region.
     pub region: Region,
+    /// The publishing bridge's cell (see `cell`); 0 in a region of one cell and in the
+    /// combined summaries bridges copy, and then left out of the encoding.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub cell: u16,
     /// Members seen within the retention window.
     pub known: u32,
     /// Live members.
@@ -92,13 +99,18 @@ impl RegionSummary {
         // bridge ids must be node ids: free-form strings could make the summary's own
         // encoding exceed MAX_SUMMARY_BYTES, so a copied summary would no longer decode
         let sane = s.live <= s.known
+            && s.cell < super::cell::MAX_CELLS
             && s.bridges.len() <= MAX_SUMMARY_ADDRS
             && s.bridges.iter().all(|b| NodeId::parse(b).is_some())
             && (s.bridge_addrs.is_empty() || s.bridge_addrs.len() == s.bridges.len())
-            && s.seeds.len() <= MAX_SUMMARY_ADDRS
+            && s.seeds.len() <= SEEDS_PER_SUMMARY
             && s.bridge_seeds.len() <= MAX_SUMMARY_ADDRS;
         sane.then_some(s)
     }
+}
+
+fn is_zero(n: &u16) -> bool {
+    *n == 0
 }
 
 /// The summary to publish, given the one published before: `prev` unchanged when `next`
@@ -156,6 +168,7 @@ mod tests {
 
     fn sample(head: Option<u64>, updated_ms: u64) -> RegionSummary {
         RegionSummary {
+            cell: 0,
             region: Region::new("eu").unwrap(),
             known: 3,
             live: 2,
@@ -216,6 +229,7 @@ mod tests {
     #[test]
     fn summary_round_trip_and_sanity() {
         let s = RegionSummary {
+            cell: 0,
             region: Region::new("eu").unwrap(),
             known: 3,
             live: 2,

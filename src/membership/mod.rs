@@ -18,6 +18,7 @@
 pub mod admission;
 pub mod bridge_role;
 pub mod card;
+pub mod cell;
 pub mod digest;
 pub mod keys;
 pub mod liveness;
@@ -142,7 +143,9 @@ impl Membership {
         let generation = params.store.next_generation(now);
         let id = card::chitchat_id(&params.identity, generation, params.advertise_addr);
         let card_value = card::issue(&params.identity, &id, &params.region, params.node_type);
-        let cluster_id = format!("{}/{}", params.chain_id, params.region);
+        let cells = params.config.cells_per_region;
+        let cell = cell::cell_of(params.identity.node_id().as_str(), cells);
+        let cluster_id = cell::cluster_id(&params.chain_id, &params.region, cell, cells);
         let regional_guard = GuardHandle::default();
         let regional = spawn_cluster(
             id.clone(),
@@ -166,6 +169,7 @@ impl Membership {
         info!(
             node_id = %params.identity.node_id(),
             region = %params.region,
+            cell,
             generation,
             seeds = params.region_seeds.len(),
             "joined regional cluster"
@@ -185,6 +189,7 @@ impl Membership {
         // restored as missing, so a restarted node never raises a stale failover
         let memory = RegionMemory::default();
         let worker = Worker {
+            cell,
             lone_start: !params.expect_peers,
             records: params
                 .store
@@ -344,6 +349,8 @@ struct Observed {
 
 struct Worker {
     params: MembershipParams,
+    /// This node's gossip cell in its region (`cell`).
+    cell: u16,
     shared: Arc<Shared>,
     cards: HashMap<(ChitchatId, String), Option<MemberCard>>,
     memory: RegionMemory,
@@ -446,7 +453,7 @@ impl Worker {
         let mut members: Vec<Member> = Vec::new();
         let mut copies: Vec<HeardSummary> = Vec::new();
         for o in &observed {
-            if o.card.region != region {
+            if !self.in_own_cell(&o.card.region, &o.id) {
                 continue;
             }
             let node_id = crate::identity::NodeId::parse(&o.id.node_id);
@@ -509,7 +516,10 @@ impl Worker {
                     let prev = state.get(keys::KEY_SUMMARY).and_then(RegionSummary::decode);
                     let summary = keys::restamp(
                         prev.as_ref(),
-                        own.to_summary(now),
+                        RegionSummary {
+                            cell: self.cell,
+                            ..own.to_summary(now)
+                        },
                         now,
                         keys::SUMMARY_HEAD_EVERY_MS,
                     );
@@ -518,9 +528,10 @@ impl Worker {
                 let known_addrs: HashSet<SocketAddr> =
                     members.iter().map(|m| m.gossip_addr).collect();
                 for o in self.observe(&cluster, true).await {
-                    if o.card.region == region && o.live && o.id != self.bridge_self_id() {
-                        // another bridge of our own region that our regional cluster does
-                        // not know: the region is split (e.g. two nodes joined it at once);
+                    let own_cell = self.in_own_cell(&o.card.region, &o.id);
+                    if own_cell && o.live && o.id != self.bridge_self_id() {
+                        // another bridge of our own cell that our regional cluster does
+                        // not know: the cell is split (e.g. two nodes joined it at once);
                         // gossip with its members to merge the two halves
                         for addr in summary_seeds(&o.kv) {
                             if !known_addrs.contains(&addr) {
@@ -528,16 +539,18 @@ impl Worker {
                             }
                         }
                     }
-                    if o.card.region == region || !o.ready {
+                    if own_cell || !o.ready {
                         continue;
                     }
+                    let source_cell =
+                        cell::cell_of(&o.id.node_id, self.params.config.cells_per_region);
                     if o.live {
                         bridge_peers_live += 1;
                     }
                     for (k, v) in &o.kv {
                         if k == keys::KEY_SUMMARY {
                             if let Some(summary) = RegionSummary::decode(v) {
-                                if summary.region == o.card.region {
+                                if summary.region == o.card.region && summary.cell == source_cell {
                                     copies.push(HeardSummary {
                                         summary,
                                         source_live: o.live,
@@ -552,7 +565,8 @@ impl Worker {
             self.drop_bridge().await;
             let bridge_ids: HashSet<&str> = bridges.iter().map(|b| b.as_str()).collect();
             for o in &observed {
-                if o.card.region != region || !bridge_ids.contains(&*o.id.node_id) {
+                if !self.in_own_cell(&o.card.region, &o.id) || !bridge_ids.contains(&*o.id.node_id)
+                {
                     continue;
                 }
                 for (k, v) in &o.kv {
@@ -569,7 +583,13 @@ impl Worker {
             }
         }
         let retention_ms = self.params.retention.as_millis() as u64;
-        self.memory.update(&region, &copies, now, retention_ms);
+        // one summary per region: a bridge hears every cell of every region; the copies a
+        // bridge publishes are combined already. In a split region the own region's other
+        // cells are kept like any region; in a region of one cell nothing of it is heard.
+        let heard = cell::combine(&copies);
+        let split = self.params.config.cells_per_region > 1;
+        self.memory
+            .update((!split).then_some(&region), &heard, now, retention_ms);
         if is_bridge {
             self.publish_copies(now).await;
         }
@@ -587,7 +607,11 @@ impl Worker {
             .regions()
             .map(|r| (r.region.clone(), r.clone()))
             .collect();
-        regions.insert(region.clone(), own);
+        let other_cells = regions.remove(&region);
+        regions.insert(
+            region.clone(),
+            cell::whole_region(own, other_cells.as_ref()),
+        );
         let view = MembershipView {
             self_id: self_node_id,
             self_region: region,
@@ -603,6 +627,12 @@ impl Worker {
             changed
         });
         self.persist(now, false);
+    }
+
+    /// Whether a member of `region` with chitchat id `id` gossips in this node's cell.
+    fn in_own_cell(&self, region: &Region, id: &ChitchatId) -> bool {
+        *region == self.params.region
+            && cell::cell_of(&id.node_id, self.params.config.cells_per_region) == self.cell
     }
 
     /// This node's id in the bridge cluster (same node id and generation, bridge address).

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
-use super::keys::{Head, RegionSummary, MAX_SUMMARY_ADDRS};
+use super::keys::{Head, RegionSummary, SEEDS_PER_SUMMARY};
 use crate::identity::{NodeId, NodeType};
 use crate::region::Region;
 use crate::topology::bridges::{select_bridges, BridgeCandidate};
@@ -110,6 +110,7 @@ impl RegionStatus {
     /// The summary a bridge publishes for this region.
     pub fn to_summary(&self, updated_ms: u64) -> RegionSummary {
         RegionSummary {
+            cell: 0,
             region: self.region.clone(),
             known: self.known,
             live: self.live,
@@ -273,7 +274,7 @@ pub fn own_region_status(input: OwnRegionInput<'_>) -> RegionStatus {
         bridge_addrs: bridges.iter().map(|m| m.gossip_addr).collect(),
         seeds: live
             .iter()
-            .take(MAX_SUMMARY_ADDRS)
+            .take(SEEDS_PER_SUMMARY)
             .map(|m| m.gossip_addr)
             .collect(),
         bridge_seeds: bridges
@@ -305,11 +306,18 @@ pub struct RegionMemory {
 impl RegionMemory {
     /// Folds in what was heard this round: per region, the newest summary from a live
     /// source makes the region live as it says; a region heard only from dead sources, or
-    /// not heard at all, is kept with no live member.
-    pub fn update(&mut self, own: &Region, heard: &[HeardSummary], now_ms: u64, retention_ms: u64) {
+    /// not heard at all, is kept with no live member. Summaries of `own` are ignored (the
+    /// node's own region, unless it is split into cells: then its other cells are kept).
+    pub fn update(
+        &mut self,
+        own: Option<&Region>,
+        heard: &[HeardSummary],
+        now_ms: u64,
+        retention_ms: u64,
+    ) {
         let mut best: BTreeMap<&Region, &RegionSummary> = BTreeMap::new();
         for h in heard {
-            if &h.summary.region == own || !h.source_live {
+            if Some(&h.summary.region) == own || !h.source_live {
                 continue;
             }
             let newer = best
@@ -404,6 +412,7 @@ mod tests {
 
     fn summary(name: &str, known: u32, live: u32, updated_ms: u64) -> RegionSummary {
         RegionSummary {
+            cell: 0,
             region: region(name),
             known,
             live,
@@ -469,18 +478,30 @@ mod tests {
                 source_live: true,
             },
         ];
-        mem.update(&eu, &heard, 1_000, 60_000);
+        mem.update(Some(&eu), &heard, 1_000, 60_000);
         let na: Vec<_> = mem.regions().collect();
         assert_eq!(na.len(), 1, "own region is not remembered here");
         assert_eq!((na[0].known, na[0].live, na[0].missing), (2, 2, false));
 
-        mem.update(&eu, &[], 2_000, 60_000);
+        mem.update(Some(&eu), &[], 2_000, 60_000);
         let na = mem.regions().next().unwrap();
         assert_eq!((na.live, na.missing), (0, true));
         assert_eq!(na.last_live_ms, 1_000);
 
-        mem.update(&eu, &[], 70_000, 60_000);
+        mem.update(Some(&eu), &[], 70_000, 60_000);
         assert_eq!(mem.regions().count(), 0, "forgotten after retention");
+    }
+
+    #[test]
+    fn a_split_region_keeps_its_other_cells() {
+        let mut mem = RegionMemory::default();
+        let heard = vec![HeardSummary {
+            summary: summary("eu", 5, 4, 10),
+            source_live: true,
+        }];
+        mem.update(None, &heard, 1_000, 60_000);
+        let eu = mem.regions().next().unwrap();
+        assert_eq!((eu.region.as_str(), eu.known, eu.live), ("eu", 5, 4));
     }
 
     #[test]
@@ -490,7 +511,7 @@ mod tests {
             summary: summary("na", 3, 3, 50),
             source_live: false,
         }];
-        mem.update(&region("eu"), &heard, 1_000, 60_000);
+        mem.update(Some(&region("eu")), &heard, 1_000, 60_000);
         assert_eq!(
             mem.regions().count(),
             0,
@@ -500,7 +521,7 @@ mod tests {
             summary: summary("na", 3, 0, 60),
             source_live: true,
         }];
-        mem.update(&region("eu"), &live, 2_000, 60_000);
+        mem.update(Some(&region("eu")), &live, 2_000, 60_000);
         let na = mem.regions().next().unwrap();
         assert_eq!(
             (na.known, na.live, na.missing),
@@ -522,7 +543,7 @@ mod tests {
                 source_live: true,
             },
         ];
-        mem.update(&region("eu"), &heard, 1_000, 60_000);
+        mem.update(Some(&region("eu")), &heard, 1_000, 60_000);
         assert_eq!(mem.regions().next().unwrap().live, 3);
     }
 

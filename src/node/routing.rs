@@ -45,17 +45,16 @@ impl RoutingState {
     }
 }
 
-/// Live bridges per live region, leaving out regions still restoring after failover.
+/// Live bridges per live region, leaving out regions still restoring after failover. The
+/// own region's bridges are checked against this node's members; those of its other gossip
+/// cells (a region split into cells, `membership::cell`) are not members and are kept as
+/// their cells' summaries list them.
 pub fn routing_bridges(
     view: &MembershipView,
     restoring: &[Region],
 ) -> BTreeMap<Region, Vec<NodeId>> {
-    let own_live: std::collections::HashSet<&NodeId> = view
-        .members
-        .iter()
-        .filter(|m| m.live)
-        .map(|m| &m.node_id)
-        .collect();
+    let own: std::collections::HashMap<&NodeId, bool> =
+        view.members.iter().map(|m| (&m.node_id, m.live)).collect();
     view.regions
         .values()
         .filter(|r| r.live > 0 && !restoring.contains(&r.region))
@@ -63,7 +62,7 @@ pub fn routing_bridges(
             let bridges = if r.region == view.self_region {
                 r.bridges
                     .iter()
-                    .filter(|b| own_live.contains(b))
+                    .filter(|b| own.get(b).copied().unwrap_or(true))
                     .cloned()
                     .collect()
             } else {

@@ -76,6 +76,13 @@ pub struct NodePlan {
     pub addr: SocketAddr,
 }
 
+impl NodePlan {
+    /// The node's gossip cell in its region when regions are split into `cells`.
+    pub fn cell(&self, cells: u16) -> u16 {
+        crate::membership::cell::cell_of(self.identity.node_id().as_str(), cells)
+    }
+}
+
 /// The node address of node `i` of region `r`: `10.r.hi.lo:9876`.
 pub fn node_addr(region: usize, i: usize) -> SocketAddr {
     let n = i + 1;
@@ -116,12 +123,18 @@ pub fn plan_nodes(
 
 /// The bridges every region will elect when all its members are live: what a bootstrap peer
 /// of a running network hands out as bridge seeds.
-pub fn expected_bridges(plans: &[NodePlan], regions: usize, per_region: usize) -> Vec<NodeId> {
+pub fn expected_bridges(
+    plans: &[NodePlan],
+    regions: usize,
+    per_region: usize,
+    cells: u16,
+) -> Vec<NodeId> {
     (0..regions)
-        .flat_map(|r| {
+        .flat_map(|r| (0..cells.max(1)).map(move |c| (r, c)))
+        .flat_map(|(r, c)| {
             let candidates: Vec<BridgeCandidate> = plans
                 .iter()
-                .filter(|p| p.region == r)
+                .filter(|p| p.region == r && p.cell(cells) == c)
                 .map(|p| BridgeCandidate {
                     node_id: p.identity.node_id().clone(),
                     node_type: p.node_type,
@@ -190,6 +203,8 @@ pub struct Fleet {
     pub regions: Vec<Region>,
     /// How many bridges the regions elect when every node is live.
     pub expected_bridges: usize,
+    /// Gossip cells per region.
+    pub cells: u16,
 }
 
 impl Fleet {
@@ -202,18 +217,19 @@ impl Fleet {
         config: MembershipConfig,
         clock: SharedClock,
     ) -> Result<Fleet, MembershipError> {
-        let bridges = expected_bridges(&plans, regions.len(), config.bridges_per_region);
+        let cells = config.cells_per_region;
+        let bridges = expected_bridges(&plans, regions.len(), config.bridges_per_region, cells);
         let bridge_seeds: Vec<SocketAddr> = plans
             .iter()
             .filter(|p| bridges.contains(p.identity.node_id()))
             .map(|p| bridge_gossip_addr(p.addr))
             .collect();
-        let mut region_seeds: Vec<Vec<SocketAddr>> = vec![Vec::new(); regions.len()];
+        // the first nodes of each cell of each region seed it
+        let mut region_seeds: HashMap<(usize, u16), Vec<SocketAddr>> = HashMap::new();
         for p in &plans {
-            if let Some(seeds) = region_seeds.get_mut(p.region) {
-                if seeds.len() < REGION_SEEDS {
-                    seeds.push(p.addr);
-                }
+            let seeds = region_seeds.entry((p.region, p.cell(cells))).or_default();
+            if seeds.len() < REGION_SEEDS {
+                seeds.push(p.addr);
             }
         }
         let factory_net = net.clone();
@@ -242,7 +258,7 @@ impl Fleet {
                 config: config.clone(),
                 retention: std::time::Duration::from_secs(24 * 3600),
                 region_seeds: region_seeds
-                    .get(plan.region)
+                    .get(&(plan.region, plan.cell(cells)))
                     .map(|s| s.iter().filter(|a| **a != plan.addr).copied().collect())
                     .unwrap_or_default(),
                 bridge_seeds: bridge_seeds
@@ -271,6 +287,7 @@ impl Fleet {
             by_id,
             regions,
             expected_bridges: bridges.len(),
+            cells,
         })
     }
 
@@ -287,6 +304,14 @@ impl Fleet {
         self.nodes
             .iter()
             .filter(|n| n.plan.region == r && !n.crashed)
+            .count()
+    }
+
+    /// Live nodes in cell `cell` of region `r`.
+    pub fn live_cell_size(&self, r: usize, cell: u16) -> usize {
+        self.nodes
+            .iter()
+            .filter(|n| n.plan.region == r && n.plan.cell(self.cells) == cell && !n.crashed)
             .count()
     }
 

@@ -425,7 +425,14 @@ fn converged(fleet: &Fleet, i: usize) -> bool {
     let regions_live =
         view.regions.len() == all_regions && view.regions.values().all(|r| r.live > 0);
     let own_live = view.members.iter().filter(|m| m.live).count();
-    regions_live && own_live == fleet.live_region_size(node.plan.region)
+    let cell = node.plan.cell(fleet.cells);
+    let region_live = view
+        .regions
+        .get(&view.self_region)
+        .map_or(0, |r| r.live as usize);
+    regions_live
+        && own_live == fleet.live_cell_size(node.plan.region, cell)
+        && region_live == fleet.live_region_size(node.plan.region)
 }
 
 async fn cold_start(ctx: &mut Ctx) -> Result<(), SimError> {
@@ -748,9 +755,16 @@ async fn crash(ctx: &mut Ctx) -> Result<(), SimError> {
     };
     ctx.phase("one node crash");
     let victim_id = ctx.fleet.nodes[victim].plan.identity.node_id().clone();
+    let cells = ctx.fleet.cells;
+    let victim_cell = ctx.fleet.nodes[victim].plan.cell(cells);
     ctx.fleet.crash(victim);
     let since = ctx.now();
-    let who = ctx.in_regions(&[0], true);
+    // its region's members that gossip with it: its cell when regions are split
+    let who: Vec<usize> = ctx
+        .in_regions(&[0], true)
+        .into_iter()
+        .filter(|i| ctx.fleet.nodes[*i].plan.cell(cells) == victim_cell)
+        .collect();
     let times = ctx
         .until_all(&who, since, Duration::from_secs(60), |f, i| {
             f.nodes[i]

@@ -160,10 +160,20 @@ pub fn plan_links(view: &LinkView<'_>) -> Links {
         .into_iter()
         .collect();
     let crosses = view.failover_active || view.strategy != Strategy::Direct;
+    let own_bridges = view.bridges.get(view.self_region);
     if crosses {
-        if let Some(own) = view.bridges.get(view.self_region) {
-            in_region.extend(own.iter().cloned());
-        }
+        in_region.extend(own_bridges.into_iter().flatten().cloned());
+    } else if is_bridge(view.bridges, view.self_region, me) {
+        // a region split into gossip cells: its other cells' bridges are not members of
+        // this node's cell; every bridge links them so a block crosses cells in `direct` too
+        let members: BTreeSet<&NodeId> = view.region_members.iter().map(|m| &m.node_id).collect();
+        in_region.extend(
+            own_bridges
+                .into_iter()
+                .flatten()
+                .filter(|b| !members.contains(b))
+                .cloned(),
+        );
     }
     in_region.remove(me);
 
@@ -307,6 +317,51 @@ mod tests {
         let n = net(1, 40);
         let links = plan(&n, &id(20), Strategy::Direct, false);
         assert!(links.in_region.len() <= DEFAULT_FANOUT);
+    }
+
+    #[test]
+    fn a_block_crosses_the_cells_of_a_split_region_in_every_strategy() {
+        // one region split into two gossip cells: a node's members are its cell's; the
+        // region's bridges (from the combined summary) are those of both cells
+        let two = net(2, 40);
+        let cells: Vec<Vec<RegionMember>> = two.members.values().cloned().collect();
+        let mut bridges = BTreeMap::new();
+        bridges.insert(
+            region(0),
+            two.bridges.values().flatten().cloned().collect::<Vec<_>>(),
+        );
+        let cell_of = |id: &NodeId| {
+            cells
+                .iter()
+                .position(|c| c.iter().any(|m| &m.node_id == id))
+        };
+        for strategy in [
+            Strategy::Direct,
+            Strategy::RegionalClustering,
+            Strategy::GlobalMesh,
+        ] {
+            let from = id(5);
+            let mut reached = BTreeSet::from([from.clone()]);
+            let mut queue = VecDeque::from([from]);
+            while let Some(node) = queue.pop_front() {
+                let Some(c) = cell_of(&node) else { continue };
+                let links = plan_links(&LinkView {
+                    self_id: &node,
+                    self_region: &region(0),
+                    strategy,
+                    failover_active: false,
+                    region_members: &cells[c],
+                    bridges: &bridges,
+                    limits: LinkLimits::default(),
+                });
+                for peer in links.in_region.into_iter().chain(links.cross_region) {
+                    if reached.insert(peer.clone()) {
+                        queue.push_back(peer);
+                    }
+                }
+            }
+            assert_eq!(reached.len(), 80, "{strategy:?}");
+        }
     }
 
     #[test]

@@ -1,0 +1,349 @@
+//! Gossip cells: a region too large for one chitchat cluster is split into `cells` clusters.
+//!
+//! Every chitchat SYN and SYN-ACK carries the digest of every member of its cluster (about
+//! 18 B per member, compressed), so a node's regional gossip grows with its cluster: about
+//! 98 B/s per member, 164 KB/s in a region of 1,667 members (SIMULATION.md). With
+//! `cells_per_region` = C > 1 a node joins only the cluster of its cell,
+//! `<chain_id>/<region>/<cell>`, where the cell is a hash of its node id modulo C; every
+//! cell elects its own bridges, which publish the cell's summary in the bridge cluster. A
+//! bridge combines the summaries of each region's cells into one region summary (the sum of
+//! their members, the highest head, bridges and seeds taken from every cell in turn) and
+//! copies those into its cell as before, including one for its own region's other cells, so
+//! every node still sees every region, and its own region whole, with six copied keys.
+//! With C = 1 (the default) the cluster id is `<chain_id>/<region>` and nothing changes.
+//!
+//! C is a property of the network, like the chain id: every node of a region must use the
+//! same value, or it gossips in a cluster of its own.
+
+use std::collections::BTreeMap;
+
+use super::keys::{RegionSummary, MAX_SUMMARY_ADDRS, SEEDS_PER_SUMMARY};
+use super::view::{HeardSummary, RegionStatus};
+use crate::region::Region;
+
+/// Most cells a region may be split into.
+pub const MAX_CELLS: u16 = 64;
+
+/// The cell of a node: FNV-1a of its id modulo `cells` (0 when `cells` is 0 or 1).
+pub fn cell_of(node_id: &str, cells: u16) -> u16 {
+    if cells <= 1 {
+        return 0;
+    }
+    let hash = node_id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    (hash % u64::from(cells)) as u16
+}
+
+/// The chitchat cluster id of a cell: `<chain_id>/<region>`, or `<chain_id>/<region>/<cell>`
+/// when the region is split.
+pub fn cluster_id(chain_id: &str, region: &Region, cell: u16, cells: u16) -> String {
+    if cells <= 1 {
+        format!("{chain_id}/{region}")
+    } else {
+        format!("{chain_id}/{region}/{cell}")
+    }
+}
+
+/// Combines cell summaries heard in the bridge cluster into one summary per region.
+///
+/// Per (region, cell) the newest summary from a live source wins (the newest from any
+/// source when none is live); a region's combined summary is live when one of its cells was
+/// heard from a live source. Cells heard only from dead sources add their members as known,
+/// not live. A region with one cell comes out as its cell's summary, unchanged.
+pub fn combine(heard: &[HeardSummary]) -> Vec<HeardSummary> {
+    let mut cells: BTreeMap<(&Region, u16), &HeardSummary> = BTreeMap::new();
+    for h in heard {
+        let key = (&h.summary.region, h.summary.cell);
+        let better = cells.get(&key).is_none_or(|b| {
+            (h.source_live, h.summary.updated_ms) > (b.source_live, b.summary.updated_ms)
+        });
+        if better {
+            cells.insert(key, h);
+        }
+    }
+    let mut regions: BTreeMap<&Region, Vec<&HeardSummary>> = BTreeMap::new();
+    for ((region, _), h) in cells {
+        regions.entry(region).or_default().push(h);
+    }
+    regions
+        .into_iter()
+        .map(|(region, list)| match list.as_slice() {
+            [one] => (*one).clone(),
+            _ => combine_region(region, &list),
+        })
+        .collect()
+}
+
+fn combine_region(region: &Region, cells: &[&HeardSummary]) -> HeardSummary {
+    let live_cells: Vec<&RegionSummary> = cells
+        .iter()
+        .filter(|h| h.source_live)
+        .map(|h| &h.summary)
+        .collect();
+    let all: Vec<&RegionSummary> = cells.iter().map(|h| &h.summary).collect();
+    let live_sum = |f: fn(&RegionSummary) -> u32| live_cells.iter().map(|s| f(s)).sum::<u32>();
+    let known: u32 = all.iter().map(|s| s.known).sum();
+    let bridge_pairs = take_in_turn(
+        all.iter().map(|s| {
+            s.bridges
+                .iter()
+                .cloned()
+                .zip(
+                    s.bridge_addrs
+                        .iter()
+                        .copied()
+                        .map(Some)
+                        .chain(std::iter::repeat(None)),
+                )
+                .collect::<Vec<_>>()
+        }),
+        MAX_SUMMARY_ADDRS,
+    );
+    let with_addrs = bridge_pairs.iter().all(|(_, a)| a.is_some());
+    HeardSummary {
+        summary: RegionSummary {
+            region: region.clone(),
+            cell: 0,
+            known,
+            live: live_sum(|s| s.live).min(known),
+            bridges: bridge_pairs.iter().map(|(b, _)| b.clone()).collect(),
+            bridge_addrs: if with_addrs {
+                bridge_pairs.iter().filter_map(|(_, a)| *a).collect()
+            } else {
+                Vec::new()
+            },
+            seeds: take_in_turn(
+                live_cells.iter().map(|s| s.seeds.clone()),
+                SEEDS_PER_SUMMARY,
+            ),
+            bridge_seeds: take_in_turn(
+                live_cells.iter().map(|s| s.bridge_seeds.clone()),
+                MAX_SUMMARY_ADDRS,
+            ),
+            head_height: live_cells.iter().filter_map(|s| s.head_height).max(),
+            updated_ms: all.iter().map(|s| s.updated_ms).max().unwrap_or(0),
+        },
+        source_live: !live_cells.is_empty(),
+    }
+}
+
+/// Up to `max` items taken from the lists in turn (the first of each, then the second, ...),
+/// so every cell is represented before any has two.
+fn take_in_turn<T>(lists: impl Iterator<Item = Vec<T>>, max: usize) -> Vec<T> {
+    let mut iters: Vec<std::vec::IntoIter<T>> = lists.map(Vec::into_iter).collect();
+    let mut out = Vec::new();
+    loop {
+        let before = out.len();
+        for it in &mut iters {
+            if out.len() >= max {
+                return out;
+            }
+            if let Some(x) = it.next() {
+                out.push(x);
+            }
+        }
+        if out.len() == before {
+            return out;
+        }
+    }
+}
+
+/// This node's whole region: its own cell (computed from its members) plus the combined
+/// summary of the region's other cells, when the region is split and they were heard.
+pub fn whole_region(own_cell: RegionStatus, other_cells: Option<&RegionStatus>) -> RegionStatus {
+    let Some(other) = other_cells else {
+        return own_cell;
+    };
+    let known = own_cell.known + other.known;
+    let live = own_cell.live + other.live.min(other.known);
+    let mut bridges = own_cell.bridges.clone();
+    bridges.extend(other.bridges.iter().cloned());
+    let mut bridge_addrs = own_cell.bridge_addrs.clone();
+    let addrs_complete = own_cell.bridge_addrs.len() == own_cell.bridges.len()
+        && other.bridge_addrs.len() == other.bridges.len();
+    if addrs_complete {
+        bridge_addrs.extend(other.bridge_addrs.iter().copied());
+    } else {
+        bridge_addrs.truncate(0);
+    }
+    let mut bridge_seeds = own_cell.bridge_seeds.clone();
+    bridge_seeds.extend(other.bridge_seeds.iter().copied());
+    RegionStatus {
+        region: own_cell.region.clone(),
+        known,
+        live,
+        missing: live == 0 && known > 0,
+        bridges,
+        bridge_addrs,
+        seeds: own_cell.seeds.clone(),
+        bridge_seeds,
+        head_height: own_cell.head_height.max(other.head_height),
+        last_live_ms: own_cell.last_live_ms.max(other.last_live_ms),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::NodeId;
+
+    fn region(name: &str) -> Region {
+        Region::new(name).unwrap()
+    }
+
+    fn id(n: u64) -> String {
+        format!("{n:016x}")
+    }
+
+    fn addr(n: u16) -> std::net::SocketAddr {
+        std::net::SocketAddr::from(([127, 0, 0, 1], n))
+    }
+
+    fn cell(r: &str, cell: u16, known: u32, live: u32, bridge: u64, at: u64) -> RegionSummary {
+        RegionSummary {
+            region: region(r),
+            cell,
+            known,
+            live,
+            bridges: vec![id(bridge)],
+            bridge_addrs: vec![addr(bridge as u16)],
+            seeds: vec![addr(1000 + bridge as u16)],
+            bridge_seeds: vec![addr(2000 + bridge as u16)],
+            head_height: Some(at / 10),
+            updated_ms: at,
+        }
+    }
+
+    fn heard(summary: RegionSummary, source_live: bool) -> HeardSummary {
+        HeardSummary {
+            summary,
+            source_live,
+        }
+    }
+
+    #[test]
+    fn cells_are_stable_spread_and_in_range() {
+        assert_eq!(cell_of(&id(7), 1), 0);
+        assert_eq!(cell_of(&id(7), 0), 0);
+        let mut counts = [0usize; 9];
+        for n in 0..9_000 {
+            let c = cell_of(&id(n * 7919), 9);
+            assert_eq!(c, cell_of(&id(n * 7919), 9));
+            counts[usize::from(c)] += 1;
+        }
+        assert!(
+            counts.iter().all(|c| (700..=1300).contains(c)),
+            "uneven cells: {counts:?}"
+        );
+    }
+
+    #[test]
+    fn one_cell_keeps_the_region_cluster_id() {
+        assert_eq!(cluster_id("qnet", &region("eu"), 0, 1), "qnet/eu");
+        assert_eq!(cluster_id("qnet", &region("eu"), 3, 9), "qnet/eu/3");
+    }
+
+    #[test]
+    fn a_region_of_one_cell_is_its_summary_unchanged() {
+        let s = cell("eu", 0, 10, 9, 1, 5_000);
+        let out = combine(&[
+            heard(s.clone(), true),
+            heard(cell("eu", 0, 10, 8, 2, 4_000), true),
+        ]);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].summary, s);
+        assert!(out[0].source_live);
+    }
+
+    #[test]
+    fn a_live_source_beats_a_newer_dead_one() {
+        let live = cell("eu", 0, 10, 9, 1, 4_000);
+        let out = combine(&[
+            heard(cell("eu", 0, 10, 10, 2, 5_000), false),
+            heard(live.clone(), true),
+        ]);
+        assert_eq!(out[0].summary, live);
+    }
+
+    #[test]
+    fn cells_add_up_and_every_cell_gets_a_bridge_first() {
+        let mut a = cell("eu", 0, 100, 90, 1, 5_000);
+        a.bridges.push(id(11));
+        a.bridge_addrs.push(addr(11));
+        let b = cell("eu", 1, 50, 50, 2, 6_000);
+        let dead = cell("eu", 2, 30, 30, 3, 7_000);
+        let other = cell("na", 0, 5, 5, 4, 1_000);
+        let out = combine(&[
+            heard(a, true),
+            heard(b, true),
+            heard(dead, false),
+            heard(other.clone(), true),
+        ]);
+        assert_eq!(out.len(), 2);
+        let eu = &out[0].summary;
+        assert_eq!((eu.known, eu.live), (180, 140), "dead cell known, not live");
+        assert_eq!(eu.bridges, vec![id(1), id(2), id(3), id(11)]);
+        assert_eq!(eu.bridge_addrs, vec![addr(1), addr(2), addr(3), addr(11)]);
+        assert_eq!(eu.seeds, vec![addr(1001), addr(1002)], "live cells' seeds");
+        assert_eq!(eu.head_height, Some(600), "highest head of a live cell");
+        assert_eq!(eu.updated_ms, 7_000);
+        assert_eq!(eu.cell, 0);
+        assert!(out[0].source_live);
+        assert_eq!(out[1].summary, other);
+    }
+
+    #[test]
+    fn a_region_whose_cells_are_all_heard_dead_is_not_live() {
+        let out = combine(&[
+            heard(cell("eu", 0, 10, 10, 1, 1_000), false),
+            heard(cell("eu", 1, 10, 10, 2, 1_000), false),
+        ]);
+        assert_eq!(out[0].summary.live, 0);
+        assert_eq!(out[0].summary.known, 20);
+        assert!(!out[0].source_live);
+    }
+
+    #[test]
+    fn combined_lists_stay_within_what_a_summary_may_carry() {
+        let many: Vec<HeardSummary> = (0..40u16)
+            .map(|c| {
+                let mut s = cell("eu", c, 10, 10, u64::from(c) + 1, 1_000);
+                s.seeds = (0..8).map(|k| addr(3000 + c * 10 + k)).collect();
+                heard(s, true)
+            })
+            .collect();
+        let eu = &combine(&many)[0].summary;
+        assert_eq!(eu.bridges.len(), MAX_SUMMARY_ADDRS);
+        assert_eq!(eu.seeds.len(), SEEDS_PER_SUMMARY);
+        assert!(
+            RegionSummary::decode(&eu.encode()).is_some(),
+            "still decodes"
+        );
+    }
+
+    #[test]
+    fn the_whole_region_adds_the_other_cells() {
+        let own = crate::membership::view::RegionStatus {
+            bridges: vec![NodeId::parse(&id(1)).unwrap()],
+            bridge_addrs: vec![addr(1)],
+            head_height: Some(5),
+            last_live_ms: 10,
+            ..RegionStatus::counted(region("eu"), 10, 8)
+        };
+        assert_eq!(whole_region(own.clone(), None), own);
+        let other = RegionStatus {
+            bridges: vec![NodeId::parse(&id(2)).unwrap()],
+            bridge_addrs: vec![addr(2)],
+            head_height: Some(7),
+            last_live_ms: 20,
+            ..RegionStatus::counted(region("eu"), 30, 0)
+        };
+        let whole = whole_region(own, Some(&other));
+        assert_eq!((whole.known, whole.live, whole.missing), (40, 8, false));
+        assert_eq!(whole.bridge_addrs, vec![addr(1), addr(2)]);
+        assert_eq!(whole.head_height, Some(7));
+        let none_live = whole_region(RegionStatus::counted(region("eu"), 3, 0), Some(&other));
+        assert!(none_live.missing);
+    }
+}
