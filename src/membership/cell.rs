@@ -150,7 +150,9 @@ fn take_in_turn<T>(lists: impl Iterator<Item = Vec<T>>, max: usize) -> Vec<T> {
 }
 
 /// This node's whole region: its own cell (computed from its members) plus the combined
-/// summary of the region's other cells, when the region is split and they were heard.
+/// summary of the region's other cells, when the region is split and they were heard. Its
+/// seeds (what a joining node of the region is given) take every cell in turn, so a joiner
+/// is likely to be handed a member of its own cell.
 pub fn whole_region(own_cell: RegionStatus, other_cells: Option<&RegionStatus>) -> RegionStatus {
     let Some(other) = other_cells else {
         return own_cell;
@@ -176,7 +178,10 @@ pub fn whole_region(own_cell: RegionStatus, other_cells: Option<&RegionStatus>) 
         missing: live == 0 && known > 0,
         bridges,
         bridge_addrs,
-        seeds: own_cell.seeds.clone(),
+        seeds: take_in_turn(
+            [own_cell.seeds.clone(), other.seeds.clone()].into_iter(),
+            SEEDS_PER_SUMMARY,
+        ),
         bridge_seeds,
         head_height: own_cell.head_height.max(other.head_height),
         last_live_ms: own_cell.last_live_ms.max(other.last_live_ms),
@@ -342,6 +347,7 @@ mod tests {
         let whole = whole_region(own, Some(&other));
         assert_eq!((whole.known, whole.live, whole.missing), (40, 8, false));
         assert_eq!(whole.bridge_addrs, vec![addr(1), addr(2)]);
+        assert!(whole.seeds.is_empty());
         assert_eq!(whole.head_height, Some(7));
         let none_live = whole_region(RegionStatus::counted(region("eu"), 3, 0), Some(&other));
         assert!(none_live.missing);

@@ -568,3 +568,82 @@ async fn digest_flood_leaves_the_node_up_with_its_real_members() {
     assert!(refused >= 1, "flood digests refused: {refused}");
     eprintln!("flood digests refused: {refused}");
 }
+
+/// A key file for `spec` whose node id falls in `cell` of `cells`; returns the node id.
+fn key_in_cell(spec: &NodeSpec, cell: u16, cells: u16) -> String {
+    use qnet_node::identity::{Identity, KEY_FILE};
+    use qnet_node::membership::cell::cell_of;
+    let identity = std::iter::repeat_with(Identity::generate)
+        .find(|i| cell_of(i.node_id().as_str(), cells) == cell)
+        .expect("an identity in the cell");
+    std::fs::create_dir_all(&spec.data_dir).unwrap();
+    identity
+        .write_key_file(&spec.data_dir.join(KEY_FILE))
+        .unwrap();
+    identity.node_id().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_region_split_into_cells_gossips_per_cell_and_is_seen_whole() {
+    let root = test_dir("cells");
+    let cells = "2";
+    // eu: two nodes in each of its two cells; na: one node. Everyone bootstraps from eu-0.
+    let plan = [
+        ("eu-0", "eu", "super", 0),
+        ("eu-1", "eu", "full", 0),
+        ("eu-2", "eu", "super", 1),
+        ("eu-3", "eu", "full", 1),
+        ("na-0", "na", "super", 0),
+    ];
+    let mut specs = Vec::new();
+    let mut ids = Vec::new();
+    for (name, region, kind, cell) in plan {
+        let mut s = NodeSpec::new(&root, name, region, kind);
+        s.extra = vec!["--cells-per-region".into(), cells.into()];
+        ids.push(key_in_cell(&s, cell, 2));
+        specs.push(s);
+    }
+    let bootstrap = vec![specs[0].p2p_addr()];
+    for s in specs.iter_mut().skip(1) {
+        s.bootstrap = bootstrap.clone();
+    }
+    let nodes: Vec<NodeProcess> = specs.into_iter().map(NodeProcess::start).collect();
+    for (i, n) in nodes.iter().enumerate() {
+        assert_eq!(node_id(n).await, ids[i], "the prepared key is used");
+    }
+    // every node sees both regions whole: eu's four members over its two cells
+    for n in &nodes {
+        wait_for(
+            &format!("{} sees eu 4/4 and na 1/1", n.spec.data_dir.display()),
+            CONVERGE,
+            || async {
+                let doc = get_json(&n.url("/v1/regions")).await?;
+                let regions = regions_live(&doc);
+                let has = |name: &str, k: u64| {
+                    regions
+                        .iter()
+                        .any(|(r, known, live)| r == name && *known == k && *live == k)
+                };
+                (regions.len() == 2 && has("eu", 4) && has("na", 1)).then_some(())
+            },
+        )
+        .await;
+    }
+    // each eu node gossips with its own cell only: its peers are its cell's members
+    for (i, n) in nodes.iter().enumerate().take(4) {
+        let mate = ids[i ^ 1].clone();
+        let others = [ids[i ^ 2].clone(), ids[i ^ 3].clone()];
+        wait_for("cell mate listed live", CONVERGE, || async {
+            let doc = get_json(&n.url("/v1/peers")).await?;
+            (peer(&doc, &mate)?["live"] == true).then_some(())
+        })
+        .await;
+        let doc = get_json(&n.url("/v1/peers")).await.expect("peers");
+        for other in &others {
+            assert!(
+                peer(&doc, other).is_none(),
+                "{other} is in the other cell: {doc}"
+            );
+        }
+    }
+}
