@@ -31,10 +31,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rand::SeedableRng;
 use chitchat::{
     spawn_chitchat, ChitchatConfig, ChitchatHandle, ChitchatId, FailureDetectorConfig, NodeState,
 };
+use rand::SeedableRng;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
@@ -327,7 +327,6 @@ async fn spawn_cluster(
             max_interval: gossip_interval.mul_f64(phi_threshold),
             initial_interval: gossip_interval,
             dead_node_grace_period: grace,
-            ..FailureDetectorConfig::default()
         },
         marked_for_deletion_grace_period: grace,
         catchup_callback: None,
@@ -440,11 +439,19 @@ impl Worker {
                     let _ = self.shared.regional.gossip(addr);
                 }
             }
-            let bridge = self.shared.bridge.lock().await.as_ref().map(|h| h.chitchat());
+            let bridge = self
+                .shared
+                .bridge
+                .lock()
+                .await
+                .as_ref()
+                .map(|h| h.chitchat());
             match bridge {
                 None => bridge_live = None,
                 Some(c) if bridge_live.is_none() => {
-                    bridge_live = Some(wake::BridgeLiveWatch::new(c.lock().await.live_nodes_watcher()));
+                    bridge_live = Some(wake::BridgeLiveWatch::new(
+                        c.lock().await.live_nodes_watcher(),
+                    ));
                 }
                 Some(_) => {}
             }

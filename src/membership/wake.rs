@@ -139,10 +139,8 @@ mod tests {
         let id = Identity::generate().node_id().clone();
         let mut view = MembershipView::empty(id, region("eu"));
         for (name, live) in regions {
-            view.regions.insert(
-                region(name),
-                RegionStatus::counted(region(name), 3, *live),
-            );
+            view.regions
+                .insert(region(name), RegionStatus::counted(region(name), 3, *live));
         }
         view
     }
@@ -203,11 +201,23 @@ mod tests {
     fn copy_disagreeing_on_missing_wakes() {
         let view = view_with(&[("na", 3), ("asia", 0)]);
         assert!(copy_disagrees(&view, "na", &copy("na", 0)), "na lost");
-        assert!(!copy_disagrees(&view, "na", &copy("na", 2)), "na still live");
+        assert!(
+            !copy_disagrees(&view, "na", &copy("na", 2)),
+            "na still live"
+        );
         assert!(copy_disagrees(&view, "asia", &copy("asia", 1)), "asia back");
-        assert!(!copy_disagrees(&view, "asia", &copy("asia", 0)), "asia still lost");
-        assert!(copy_disagrees(&view, "sa", &copy("sa", 0)), "unknown region lost");
-        assert!(!copy_disagrees(&view, "sa", &copy("sa", 2)), "unknown region live");
+        assert!(
+            !copy_disagrees(&view, "asia", &copy("asia", 0)),
+            "asia still lost"
+        );
+        assert!(
+            copy_disagrees(&view, "sa", &copy("sa", 0)),
+            "unknown region lost"
+        );
+        assert!(
+            !copy_disagrees(&view, "sa", &copy("sa", 2)),
+            "unknown region live"
+        );
     }
 
     #[test]
@@ -256,5 +266,34 @@ mod tests {
         }
         let all = push_targets(&view, 10, &mut rng);
         assert_eq!(all.len(), 4, "only the live peers, never self");
+    }
+
+    fn live_map(ids: &[u16], version: u64) -> BTreeMap<ChitchatId, NodeState> {
+        ids.iter()
+            .map(|&i| {
+                let id = ChitchatId::new(
+                    format!("n{i}"),
+                    1,
+                    SocketAddr::from(([127, 0, 0, 1], 9_000 + i)),
+                );
+                let mut state = NodeState::for_test();
+                state.set_max_version(version);
+                (id, state)
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn bridge_watch_reports_only_live_set_changes() {
+        let (tx, rx) = watch::channel(live_map(&[1, 2], 1));
+        let mut w = BridgeLiveWatch::new(rx);
+        tx.send(live_map(&[1, 2], 2)).unwrap();
+        assert_eq!(w.changed().await, Some(false), "only a version moved");
+        tx.send(live_map(&[1], 2)).unwrap();
+        assert_eq!(w.changed().await, Some(true), "a bridge died");
+        tx.send(live_map(&[1, 3], 2)).unwrap();
+        assert_eq!(w.changed().await, Some(true), "another one came");
+        drop(tx);
+        assert_eq!(w.changed().await, None, "the cluster is gone");
     }
 }
