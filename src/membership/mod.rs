@@ -14,6 +14,21 @@
 //!   whose only change is a higher head is republished at most every
 //!   [`keys::SUMMARY_HEAD_EVERY_MS`], so the head a summary announces may lag by that much;
 //! - the failure detector keeps 100 heartbeat intervals per member, not chitchat's 1,000.
+//!
+//! Choices that make a lost region known fast without false deaths (SIMULATION.md, issue 7):
+//! - the regional clusters use chitchat's phi threshold of 8 (6 declared a few live members
+//!   of 167-member regions dead at 20 % loss); the bridge cluster uses 5 at its 0.5 s
+//!   interval, since a region counts as lost when all its bridges die there;
+//! - the failure detector ignores heartbeat intervals longer than phi × the gossip interval:
+//!   such an interval spans a death (the member was declared dead on the way), and counting
+//!   it once the member was back (a healed region cut) slowed its next detection by seconds;
+//! - besides its tick, the worker runs a round when woken: a `region:` copy gossiped into
+//!   the regional cluster disagrees with the view on whether that region is missing, or the
+//!   bridge cluster's live set changed; [`wake::WakeLimiter`] allows one woken round per
+//!   fifth of the gossip interval, so a burst of changes costs a few rounds;
+//! - when a round changes the regions the view shows missing, the node gossips at once with
+//!   a few random live members of its region; each node does so once per change, so the
+//!   news cascades through the region within a few network delays, not gossip rounds.
 
 pub mod admission;
 pub mod bridge_role;
