@@ -20,8 +20,9 @@
 //!   of 167-member regions dead at 20 % loss); the bridge cluster uses 5 at its 0.5 s
 //!   interval, since a region counts as lost when all its bridges die there;
 //! - the failure detector ignores heartbeat intervals longer than phi × the gossip interval:
-//!   such an interval spans a death (the member was declared dead on the way), and counting
-//!   it once the member was back (a healed region cut) slowed its next detection by seconds;
+//!   while the mean interval is near the gossip interval such an interval spans a death (the
+//!   member was declared dead on the way), and counting it once the member was back (a
+//!   healed region cut) slowed its next detection by seconds;
 //! - besides its tick, the worker runs a round when woken: a `region:` copy gossiped into
 //!   the regional cluster disagrees with the view on whether that region is missing, or the
 //!   bridge cluster's live set changed; [`wake::WakeLimiter`] allows one woken round per
