@@ -14,6 +14,22 @@
 //!   whose only change is a higher head is republished at most every
 //!   [`keys::SUMMARY_HEAD_EVERY_MS`], so the head a summary announces may lag by that much;
 //! - the failure detector keeps 100 heartbeat intervals per member, not chitchat's 1,000.
+//!
+//! Choices that make a lost region known fast without false deaths (SIMULATION.md, issue 7):
+//! - the regional clusters use chitchat's phi threshold of 8 (6 declared a few live members
+//!   of 167-member regions dead at 20 % loss); the bridge cluster uses 5 at its 0.5 s
+//!   interval, since a region counts as lost when all its bridges die there;
+//! - the failure detector ignores heartbeat intervals longer than phi × the gossip interval:
+//!   while the mean interval is near the gossip interval such an interval spans a death (the
+//!   member was declared dead on the way), and counting it once the member was back (a
+//!   healed region cut) slowed its next detection by seconds;
+//! - besides its tick, the worker runs a round when woken: a `region:` copy gossiped into
+//!   the regional cluster disagrees with the view on whether that region is missing, or the
+//!   bridge cluster's live set changed; [`wake::WakeLimiter`] allows one woken round per
+//!   fifth of the gossip interval, so a burst of changes costs a few rounds;
+//! - when a round changes the regions the view shows missing, the node gossips at once with
+//!   a few random live members of its region; each node does so once per change, so the
+//!   news cascades through the region within a few network delays, not gossip rounds.
 
 pub mod admission;
 pub mod bridge_role;
@@ -25,6 +41,7 @@ pub mod liveness;
 pub mod store;
 pub mod transport;
 pub mod view;
+pub mod wake;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
@@ -34,6 +51,7 @@ use std::time::Duration;
 use chitchat::{
     spawn_chitchat, ChitchatConfig, ChitchatHandle, ChitchatId, FailureDetectorConfig, NodeState,
 };
+use rand::SeedableRng;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
@@ -52,8 +70,12 @@ use card::MemberCard;
 use transport::{GossipCounters, GuardedTransport, TransportFactory};
 use view::{HeardSummary, OwnRegionInput, RegionMemory};
 
-/// Phi threshold of the failure detector (chitchat's default is 8; lower detects faster).
-const PHI_THRESHOLD: f64 = 6.0;
+/// Phi threshold of the regional clusters' failure detector (chitchat's default; lower
+/// detects faster but, with 167-member regions at 20 % loss, 6 declared live members dead).
+const REGIONAL_PHI_THRESHOLD: f64 = 8.0;
+/// Phi threshold of the bridge cluster's failure detector: a region's loss is seen when its
+/// bridges die here, so this bounds how fast every node learns it.
+const BRIDGE_PHI_THRESHOLD: f64 = 5.0;
 /// Heartbeat intervals the failure detector keeps per member (chitchat's default is 1,000).
 /// Phi is the time since the last heartbeat over the mean of these intervals; 100 intervals
 /// are 100 s of history at a 1 s gossip interval, plenty for a stable mean, and the window
@@ -63,6 +85,10 @@ const SAMPLING_WINDOW: usize = 100;
 /// How often last-seen times are written when the set of members does not change (a
 /// change is written at once).
 const REFRESH_EVERY: Duration = Duration::from_secs(60);
+/// A woken round runs at most once per gossip interval divided by this (200 ms at 1 s).
+const WAKE_GAP_DIVISOR: u32 = 5;
+/// Members a node gossips with at once when the regions its view shows missing change.
+const PUSH_FANOUT: usize = 4;
 /// Most card verifications cached.
 const MAX_CACHED_CARDS: usize = 20_000;
 
@@ -153,6 +179,7 @@ impl Membership {
             params.bind_addr,
             &params.region_seeds,
             params.config.gossip_interval,
+            REGIONAL_PHI_THRESHOLD,
             params.config.dead_node_grace_period,
             vec![
                 (keys::KEY_CARD.into(), card_value),
@@ -300,6 +327,7 @@ async fn spawn_cluster(
     bind_addr: SocketAddr,
     seeds: &[SocketAddr],
     gossip_interval: Duration,
+    phi_threshold: f64,
     grace: Duration,
     initial: Vec<(String, String)>,
     transport: GuardedTransport,
@@ -315,11 +343,11 @@ async fn spawn_cluster(
             .map(|s| s.to_string())
             .collect(),
         failure_detector_config: FailureDetectorConfig {
-            phi_threshold: PHI_THRESHOLD,
+            phi_threshold,
             sampling_window_size: SAMPLING_WINDOW,
+            max_interval: gossip_interval.mul_f64(phi_threshold),
             initial_interval: gossip_interval,
             dead_node_grace_period: grace,
-            ..FailureDetectorConfig::default()
         },
         marked_for_deletion_grace_period: grace,
         catchup_callback: None,
@@ -372,12 +400,83 @@ struct Worker {
 
 impl Worker {
     async fn run(mut self, mut stop: watch::Receiver<bool>) {
-        let mut tick = tokio::time::interval(self.params.config.gossip_interval);
+        let interval = self.params.config.gossip_interval;
+        let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let woken = Arc::new(tokio::sync::Notify::new());
+        // a copied region summary that disagrees with the view on whether its region is
+        // missing wakes the worker (the listener lives as long as the handle)
+        let _copies = {
+            let view_rx = self.view_tx.subscribe();
+            let self_id = self.self_id.clone();
+            let woken = woken.clone();
+            let regional = self.shared.regional.chitchat();
+            let c = regional.lock().await;
+            c.subscribe_event(keys::REGION_PREFIX, move |e| {
+                if *e.node != self_id && wake::copy_disagrees(&view_rx.borrow(), e.key, e.value) {
+                    woken.notify_one();
+                }
+            })
+        };
+        let mut limiter = wake::WakeLimiter::new((interval / WAKE_GAP_DIVISOR).as_millis() as u64);
+        let mut bridge_live: Option<wake::BridgeLiveWatch> = None;
+        let mut rng = rand::rngs::StdRng::from_entropy();
         loop {
+            let due = limiter.due_in(self.params.clock.now_ms());
+            let bridge_changed = async {
+                match bridge_live.as_mut() {
+                    Some(w) => w.changed().await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
-                _ = tick.tick() => self.round().await,
+                _ = tick.tick() => {}
+                _ = async {
+                    match due {
+                        Some(ms) => tokio::time::sleep(Duration::from_millis(ms)).await,
+                        None => std::future::pending().await,
+                    }
+                } => {}
+                _ = woken.notified() => {
+                    limiter.request();
+                    continue;
+                }
+                changed = bridge_changed => {
+                    match changed {
+                        Some(true) => limiter.request(),
+                        Some(false) => {}
+                        None => bridge_live = None,
+                    }
+                    continue;
+                }
                 _ = stop.changed() => break,
+            }
+            let missing_before = wake::missing_set(&self.view_tx.borrow());
+            self.round().await;
+            limiter.ran(self.params.clock.now_ms());
+            let view = self.view_tx.borrow().clone();
+            if wake::missing_set(&view) != missing_before {
+                // tell a few members at once instead of waiting for their gossip rounds;
+                // each node does this once per change of its view, so it cascades
+                for addr in wake::push_targets(&view, PUSH_FANOUT, &mut rng) {
+                    let _ = self.shared.regional.gossip(addr);
+                }
+            }
+            let bridge = self
+                .shared
+                .bridge
+                .lock()
+                .await
+                .as_ref()
+                .map(|h| h.chitchat());
+            match bridge {
+                None => bridge_live = None,
+                Some(c) if bridge_live.is_none() => {
+                    bridge_live = Some(wake::BridgeLiveWatch::new(
+                        c.lock().await.live_nodes_watcher(),
+                    ));
+                }
+                Some(_) => {}
             }
         }
         self.persist(self.params.clock.now_ms(), true);
@@ -683,6 +782,7 @@ impl Worker {
                 bind,
                 &seeds,
                 interval,
+                BRIDGE_PHI_THRESHOLD,
                 self.params.config.dead_node_grace_period,
                 vec![
                     (keys::KEY_CARD.into(), card_value),
