@@ -2,7 +2,8 @@
 //! regions on a simulated clock. Asserts correctness only, never speed: every node converges,
 //! one region cut off triggers no failover on the surviving nodes, two regions cut off trigger
 //! it exactly once on every surviving node and healing restores it, and neither 5 % nor 20 %
-//! loss causes a false death or a false failover.
+//! loss causes a false death or a false failover; the same with regions split into two
+//! gossip cells.
 //!
 //! Simulated time is kept short (2 s strategy settle time, 2 s steady window, 2 s failover
 //! interval, 10 s per loss phase; about 90 s of simulated time in all) so the debug build
@@ -15,8 +16,20 @@ use qnet_node::sim::{self, SimConfig};
 
 #[test]
 fn hundred_nodes_in_six_regions_behave_correctly() {
-    let dir = tempfile::tempdir().unwrap();
+    every_scenario_passes(SimConfig::new(100, 6));
+}
+
+/// The same network with every region split into two gossip cells (`membership::cell`):
+/// the same checks hold, each node gossiping with its cell only.
+#[test]
+fn regions_split_into_cells_behave_correctly() {
     let mut cfg = SimConfig::new(100, 6);
+    cfg.membership.cells_per_region = 2;
+    every_scenario_passes(cfg);
+}
+
+fn every_scenario_passes(mut cfg: SimConfig) {
+    let dir = tempfile::tempdir().unwrap();
     cfg.out = dir.path().to_path_buf();
     cfg.steady = Duration::from_secs(2);
     cfg.loss_phase = Duration::from_secs(10);
