@@ -687,8 +687,15 @@ impl Worker {
         // cells are kept like any region; in a region of one cell nothing of it is heard.
         let heard = cell::combine(&copies);
         let split = self.params.config.cells_per_region > 1;
-        self.memory
-            .update((!split).then_some(&region), &heard, now, retention_ms);
+        // a non-bridge that sees every bridge of its cell dead has lost its only window on
+        // the other regions, not the regions: it keeps what it knew instead of counting
+        // them all missing (at 20 % loss a small cell's member sometimes sees its bridges
+        // dead for a few seconds, and five missing regions would raise failover)
+        let blind = !is_bridge && view::all_sources_dead(&copies);
+        if !blind {
+            self.memory
+                .update((!split).then_some(&region), &heard, now, retention_ms);
+        }
         if is_bridge {
             self.publish_copies(now).await;
         }

@@ -296,6 +296,12 @@ pub struct HeardSummary {
     pub source_live: bool,
 }
 
+/// Whether summaries were heard but every source is dead: the hearer has lost its window on
+/// the other regions (not learned that they are gone).
+pub fn all_sources_dead(heard: &[HeardSummary]) -> bool {
+    !heard.is_empty() && heard.iter().all(|h| !h.source_live)
+}
+
 /// Remembered state of other regions, kept for the retention window so a region whose
 /// members all vanished still counts as known (and therefore missing).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -490,6 +496,17 @@ mod tests {
 
         mem.update(Some(&eu), &[], 70_000, 60_000);
         assert_eq!(mem.regions().count(), 0, "forgotten after retention");
+    }
+
+    #[test]
+    fn only_copies_all_from_dead_sources_blind_the_hearer() {
+        let copy = |source_live| HeardSummary {
+            summary: summary("na", 2, 2, 10),
+            source_live,
+        };
+        assert!(!all_sources_dead(&[]), "nothing heard is not blindness");
+        assert!(all_sources_dead(&[copy(false), copy(false)]));
+        assert!(!all_sources_dead(&[copy(false), copy(true)]));
     }
 
     #[test]
