@@ -82,7 +82,6 @@ fn combine_region(region: &Region, cells: &[&HeardSummary]) -> HeardSummary {
         .map(|h| &h.summary)
         .collect();
     let all: Vec<&RegionSummary> = cells.iter().map(|h| &h.summary).collect();
-    let live_sum = |f: fn(&RegionSummary) -> u32| live_cells.iter().map(|s| f(s)).sum::<u32>();
     let known: u32 = all.iter().map(|s| s.known).sum();
     let bridge_pairs = take_in_turn(
         all.iter().map(|s| {
@@ -106,7 +105,7 @@ fn combine_region(region: &Region, cells: &[&HeardSummary]) -> HeardSummary {
             region: region.clone(),
             cell: 0,
             known,
-            live: live_sum(|s| s.live).min(known),
+            live: live_cells.iter().map(|s| s.live).sum::<u32>().min(known),
             bridges: bridge_pairs.iter().map(|(b, _)| b.clone()).collect(),
             bridge_addrs: if with_addrs {
                 bridge_pairs.iter().filter_map(|(_, a)| *a).collect()
@@ -157,34 +156,40 @@ pub fn whole_region(own_cell: RegionStatus, other_cells: Option<&RegionStatus>) 
     let Some(other) = other_cells else {
         return own_cell;
     };
-    let known = own_cell.known + other.known;
-    let live = own_cell.live + other.live.min(other.known);
-    let mut bridges = own_cell.bridges.clone();
-    bridges.extend(other.bridges.iter().cloned());
-    let mut bridge_addrs = own_cell.bridge_addrs.clone();
-    let addrs_complete = own_cell.bridge_addrs.len() == own_cell.bridges.len()
-        && other.bridge_addrs.len() == other.bridges.len();
+    let RegionStatus {
+        region,
+        known,
+        live,
+        mut bridges,
+        mut bridge_addrs,
+        seeds,
+        mut bridge_seeds,
+        head_height,
+        last_live_ms,
+        ..
+    } = own_cell;
+    let addrs_complete =
+        bridge_addrs.len() == bridges.len() && other.bridge_addrs.len() == other.bridges.len();
     if addrs_complete {
         bridge_addrs.extend(other.bridge_addrs.iter().copied());
     } else {
-        bridge_addrs.truncate(0);
+        bridge_addrs.clear();
     }
-    let mut bridge_seeds = own_cell.bridge_seeds.clone();
+    bridges.extend(other.bridges.iter().cloned());
     bridge_seeds.extend(other.bridge_seeds.iter().copied());
+    let known = known + other.known;
+    let live = live + other.live.min(other.known);
     RegionStatus {
-        region: own_cell.region.clone(),
+        region,
         known,
         live,
         missing: live == 0 && known > 0,
         bridges,
         bridge_addrs,
-        seeds: take_in_turn(
-            [own_cell.seeds.clone(), other.seeds.clone()].into_iter(),
-            SEEDS_PER_SUMMARY,
-        ),
+        seeds: take_in_turn([seeds, other.seeds.clone()].into_iter(), SEEDS_PER_SUMMARY),
         bridge_seeds,
-        head_height: own_cell.head_height.max(other.head_height),
-        last_live_ms: own_cell.last_live_ms.max(other.last_live_ms),
+        head_height: head_height.max(other.head_height),
+        last_live_ms: last_live_ms.max(other.last_live_ms),
     }
 }
 

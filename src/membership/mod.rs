@@ -461,11 +461,11 @@ impl Worker {
                 }
                 _ = stop.changed() => break,
             }
-            let missing_before = wake::missing_set(&self.view_tx.borrow());
+            let missing_before = self.view_tx.borrow().missing_regions();
             self.round().await;
             limiter.ran(self.params.clock.now_ms());
             let view = self.view_tx.borrow().clone();
-            if wake::missing_set(&view) != missing_before {
+            if view.missing_regions() != missing_before {
                 // tell a few members at once instead of waiting for their gossip rounds;
                 // each node does this once per change of its view, so it cascades
                 for addr in wake::push_targets(&view, PUSH_FANOUT, &mut rng) {
@@ -651,8 +651,7 @@ impl Worker {
                     if own_cell || !o.ready {
                         continue;
                     }
-                    let source_cell =
-                        cell::cell_of(&o.id.node_id, self.params.config.cells_per_region);
+                    let source_cell = self.cell_of(&o.id);
                     if o.live {
                         bridge_peers_live += 1;
                     }
@@ -692,17 +691,18 @@ impl Worker {
             }
         }
         let retention_ms = self.params.retention.as_millis() as u64;
-        // one summary per region: a bridge hears every cell of every region; the copies a
-        // bridge publishes are combined already. In a split region the own region's other
-        // cells are kept like any region; in a region of one cell nothing of it is heard.
-        let heard = cell::combine(&copies);
-        let split = self.params.config.cells_per_region > 1;
         // a non-bridge that sees every bridge of its cell dead has lost its only window on
         // the other regions, not the regions: it keeps what it knew instead of counting
         // them all missing (at 20 % loss a small cell's member sometimes sees its bridges
         // dead for a few seconds, and five missing regions would raise failover)
         let blind = !is_bridge && view::all_sources_dead(&copies);
         if !blind {
+            // one summary per region: a bridge hears every cell of every region; the copies
+            // a bridge publishes are combined already. In a split region the own region's
+            // other cells are kept like any region; in a region of one cell nothing of it
+            // is heard.
+            let heard = cell::combine(&copies);
+            let split = self.params.config.cells_per_region > 1;
             self.memory
                 .update((!split).then_some(&region), &heard, now, retention_ms);
         }
@@ -747,8 +747,12 @@ impl Worker {
 
     /// Whether a member of `region` with chitchat id `id` gossips in this node's cell.
     fn in_own_cell(&self, region: &Region, id: &ChitchatId) -> bool {
-        *region == self.params.region
-            && cell::cell_of(&id.node_id, self.params.config.cells_per_region) == self.cell
+        *region == self.params.region && self.cell_of(id) == self.cell
+    }
+
+    /// The gossip cell of a member of any region, by its chitchat id.
+    fn cell_of(&self, id: &ChitchatId) -> u16 {
+        cell::cell_of(&id.node_id, self.params.config.cells_per_region)
     }
 
     /// This node's id in the bridge cluster (same node id and generation, bridge address).

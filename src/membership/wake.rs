@@ -12,7 +12,6 @@ use tokio::sync::watch;
 
 use super::keys::RegionSummary;
 use super::view::MembershipView;
-use crate::region::Region;
 
 /// Bounds the rounds run on a wake-up: a requested round runs at once unless the last round
 /// (woken or ticked) ran less than `min_gap_ms` ago, then at that last round plus the gap.
@@ -75,24 +74,10 @@ pub fn copy_disagrees(view: &MembershipView, name: &str, value: &str) -> bool {
     (summary.live == 0) != viewed_missing
 }
 
-/// The regions a view shows with no live member.
-pub fn missing_set(view: &MembershipView) -> BTreeSet<Region> {
-    view.regions
-        .values()
-        .filter(|r| r.live == 0)
-        .map(|r| r.region.clone())
-        .collect()
-}
-
 /// Up to `fanout` distinct live members of the view's own region, other than the node itself,
 /// picked at random: whom to gossip with at once when the view's missing regions changed.
 pub fn push_targets(view: &MembershipView, fanout: usize, rng: &mut impl Rng) -> Vec<SocketAddr> {
-    let peers: Vec<SocketAddr> = view
-        .members
-        .iter()
-        .filter(|m| m.live && m.node_id != view.self_id)
-        .map(|m| m.gossip_addr)
-        .collect();
+    let peers: Vec<SocketAddr> = view.live_peers().map(|m| m.gossip_addr).collect();
     peers.choose_multiple(rng, fanout).copied().collect()
 }
 
@@ -128,6 +113,7 @@ mod tests {
     use super::*;
     use crate::identity::{Identity, NodeType};
     use crate::membership::view::{Member, RegionStatus};
+    use crate::region::Region;
     use rand::rngs::StdRng;
     use rand::SeedableRng;
 
@@ -226,13 +212,6 @@ mod tests {
         assert!(!copy_disagrees(&view, "na", "junk"));
         assert!(!copy_disagrees(&view, "asia", &copy("na", 0)), "wrong key");
         assert!(!copy_disagrees(&view, "eu", &copy("eu", 0)), "own region");
-    }
-
-    #[test]
-    fn missing_set_lists_regions_without_live_members() {
-        let view = view_with(&[("na", 3), ("asia", 0), ("sa", 0)]);
-        let names: Vec<String> = missing_set(&view).iter().map(|r| r.to_string()).collect();
-        assert_eq!(names, vec!["asia".to_string(), "sa".to_string()]);
     }
 
     #[test]
