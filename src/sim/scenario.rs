@@ -547,6 +547,7 @@ async fn steady_window(ctx: &mut Ctx, label: &str) -> (Table, Table) {
             "bridge_B/s_mean",
             "bridge_B/s_max",
             "total_B/s_mean",
+            "total_B/s_p99",
             "total_B/s_max",
             "msgs/s_mean",
         ],
@@ -580,6 +581,7 @@ async fn steady_window(ctx: &mut Ctx, label: &str) -> (Table, Table) {
             format!("{:.0}", mean(&col(1))),
             format!("{:.0}", max(&col(1))),
             format!("{:.0}", mean(&total)),
+            format!("{:.0}", percentile(&total, 99.0).unwrap_or(0.0)),
             format!("{:.0}", max(&total)),
             format!("{:.1}", mean(&col(2))),
         ]);
@@ -603,6 +605,7 @@ async fn steady_window(ctx: &mut Ctx, label: &str) -> (Table, Table) {
             "{:.0}",
             total as f64 / secs / ctx.fleet.nodes.len().max(1) as f64
         ),
+        String::new(),
         String::new(),
         String::new(),
     ]);
