@@ -68,7 +68,8 @@ pub struct PeerDto {
     pub last_seen_ms: u64,
     /// True when the peer is a bridge of its region.
     pub bridge: bool,
-    /// Head height announced by the peer.
+    /// Head height announced by the peer in gossip; a head that only climbs is announced at
+    /// most every 5 s, so this may lag the peer's chain by up to about 6 slots.
     pub head_height: Option<u64>,
 }
 

@@ -13,6 +13,9 @@
 //! - a summary (own or copied) is republished only when its content changes; a summary
 //!   whose only change is a higher head is republished at most every
 //!   [`keys::SUMMARY_HEAD_EVERY_MS`], so the head a summary announces may lag by that much;
+//! - a node's own head key follows [`head_pace`]: a head that only climbs is written at most
+//!   every [`head_pace::HEAD_EVERY_MS`] (5 s), so the heads other members see may lag by
+//!   that much plus a round; a switch to another branch is written at once;
 //! - the failure detector keeps 100 heartbeat intervals per member, not chitchat's 1,000;
 //! - the bridge cluster forgets dead members after [`BRIDGE_GRACE`] (30 s), not the
 //!   configured grace period.
@@ -38,6 +41,7 @@ pub mod bridge_role;
 pub mod card;
 pub mod cell;
 pub mod digest;
+pub mod head_pace;
 pub mod keys;
 pub mod liveness;
 pub mod store;
@@ -170,6 +174,28 @@ struct Shared {
     gossip_interval: Duration,
     /// Bridge-cluster seeds learned after start (see [`Membership::add_seeds`]).
     late_bridge_seeds: std::sync::Mutex<Vec<SocketAddr>>,
+    /// When the node's head is written to gossip; held across the write, so heads reach
+    /// gossip in the order the pace released them.
+    head_pace: tokio::sync::Mutex<head_pace::HeadPace>,
+    clock: SharedClock,
+}
+
+impl Shared {
+    /// Offers the node's new head (`Some`) or checks for a held-back one (`None`) and writes
+    /// what the pace releases as this node's head key.
+    async fn pace_head(&self, offered: Option<Head>) {
+        let mut pace = self.head_pace.lock().await;
+        let now = self.clock.now_ms();
+        let release = match offered {
+            Some(head) => pace.offer(head, now),
+            None => pace.due(now),
+        };
+        if let Some(head) = release {
+            self.regional
+                .with_chitchat(|c| c.self_node_state().set(keys::KEY_HEAD, head.encode()))
+                .await;
+        }
+    }
 }
 
 impl Membership {
@@ -221,6 +247,8 @@ impl Membership {
             bridge: tokio::sync::Mutex::new(None),
             gossip_interval: params.config.gossip_interval,
             late_bridge_seeds: std::sync::Mutex::new(Vec::new()),
+            head_pace: tokio::sync::Mutex::new(head_pace::HeadPace::default()),
+            clock: params.clock.clone(),
         });
         // remembered regions only seed the bridge cluster (see node::seeds); they are not
         // restored as missing, so a restarted node never raises a stale failover
@@ -297,12 +325,10 @@ impl Membership {
             .extend_from_slice(bridge_seeds);
     }
 
-    /// Announces this node's chain head in its regional cluster.
+    /// Announces this node's chain head in its regional cluster, at the pace of
+    /// [`head_pace`]: a held-back head goes out at a later membership round.
     pub async fn set_head(&self, head: Head) {
-        self.shared
-            .regional
-            .with_chitchat(|c| c.self_node_state().set(keys::KEY_HEAD, head.encode()))
-            .await;
+        self.shared.pace_head(Some(head)).await;
     }
 
     /// Leaves politely: marks the node not ready, waits two gossip intervals so peers learn
@@ -555,6 +581,7 @@ impl Worker {
     }
 
     async fn round(&mut self) {
+        self.shared.pace_head(None).await;
         let now = self.params.clock.now_ms();
         let region = self.params.region.clone();
         let regional = self.shared.regional.chitchat();
