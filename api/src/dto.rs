@@ -69,7 +69,7 @@ pub struct PeerDto {
     /// True when the peer is a bridge of its region.
     pub bridge: bool,
     /// Head height announced by the peer in gossip; a head that only climbs is announced at
-    /// most every 5 s, so this may lag the peer's chain by up to about 6 slots.
+    /// most every 2 s, so this may lag the peer's chain by up to about 3 slots.
     pub head_height: Option<u64>,
 }
 

@@ -12,8 +12,11 @@
 
 use super::keys::Head;
 
-/// Least time between two announcements of heads that only climb.
-pub const HEAD_EVERY_MS: u64 = 5_000;
+/// Least time between two announcements of heads that only climb. 5 s cut the heads' gossip
+/// by three quarters but, when a node's pushes stopped during a rolling restart, delayed
+/// its pull by as much: drill 4's longest head stall, 3.1–3.9 slots in 2 runs without the
+/// pace, was 3.9–5.0 in 3 runs at 5 s (limit 5), 3.7–3.9 in 5 runs at 2 s.
+pub const HEAD_EVERY_MS: u64 = 2_000;
 
 /// The last announced head, and the newest one held back.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -82,8 +85,8 @@ mod tests {
     fn climbing_heads_wait_for_the_pace_and_the_newest_goes_out() {
         let mut p = HeadPace::default();
         p.offer(head(1, 1), 0);
-        assert_eq!(p.offer(head(2, 2), 1_000), None);
-        assert_eq!(p.offer(head(3, 3), 2_000), None);
+        assert_eq!(p.offer(head(2, 2), HEAD_EVERY_MS / 4), None);
+        assert_eq!(p.offer(head(3, 3), HEAD_EVERY_MS / 2), None);
         assert_eq!(p.due(HEAD_EVERY_MS - 1), None, "edge: 1 ms early");
         assert_eq!(
             p.due(HEAD_EVERY_MS),

@@ -14,7 +14,7 @@
 //!   whose only change is a higher head is republished at most every
 //!   [`keys::SUMMARY_HEAD_EVERY_MS`], so the head a summary announces may lag by that much;
 //! - a node's own head key follows [`head_pace`]: a head that only climbs is written at most
-//!   every [`head_pace::HEAD_EVERY_MS`] (5 s), so the heads other members see may lag by
+//!   every [`head_pace::HEAD_EVERY_MS`] (2 s), so the heads other members see may lag by
 //!   that much plus a round; a switch to another branch is written at once;
 //! - the failure detector keeps 100 heartbeat intervals per member, not chitchat's 1,000;
 //! - the bridge cluster forgets dead members after [`BRIDGE_GRACE`] (30 s), not the
