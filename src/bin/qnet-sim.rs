@@ -62,6 +62,12 @@ struct Args {
     /// Bridges per region, or per cell when regions are split.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=16))]
     bridges: u16,
+    /// Strategy settle time of every node (how long a new strategy must hold before it is used).
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    settle: Duration,
+    /// Blocks pushed per strategy in the propagation scenario.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u16).range(1..=10_000))]
+    blocks: u16,
     /// Give up waiting for convergence (cold start, heal) after this much simulated time.
     #[arg(long, default_value = "180s", value_parser = humantime::parse_duration)]
     converge_limit: Duration,
@@ -90,6 +96,8 @@ fn main() -> ExitCode {
     cfg.converge_limit = args.converge_limit;
     cfg.membership.cells_per_region = args.cells;
     cfg.membership.bridges_per_region = usize::from(args.bridges);
+    cfg.membership.strategy_settle_time = args.settle;
+    cfg.blocks = usize::from(args.blocks);
     let mut failed = 0;
     if args.scenario != Scenario::Flat {
         match run_two_level(cfg.clone()) {
