@@ -21,13 +21,16 @@
 //!   configured grace period.
 //!
 //! Choices that make a lost region known fast without false deaths (SIMULATION.md, issue 7):
-//! - the regional clusters use chitchat's phi threshold of 8 (6 declared a few live members
-//!   of 167-member regions dead at 20 % loss); the bridge cluster uses 5 at its 0.5 s
-//!   interval, since a region counts as lost when all its bridges die there;
-//! - the failure detector ignores heartbeat intervals longer than phi × the gossip interval:
-//!   while the mean interval is near the gossip interval such an interval spans a death (the
-//!   member was declared dead on the way), and counting it once the member was back (a
-//!   healed region cut) slowed its next detection by seconds;
+//! - the regional detector counts the heartbeats that reach it within half a gossip interval
+//!   as one (a patch of chitchat's detector, `detector::BURST_DIVISOR`), so its mean interval
+//!   is the gossip interval and phi counts silent seconds; the threshold is 4.5 there.
+//!   Counted one by one, with phi 8, the mean was 0.33–0.6 s and a cell's detector tolerated
+//!   3 to 5 silent rounds depending on how bursty gossip had been (SIMULATION.md, "False
+//!   deaths at 20 % loss: the detector's mean"). The bridge cluster keeps per-heartbeat
+//!   intervals and phi 5 at its 0.5 s interval, since a region counts as lost when all its
+//!   bridges die there;
+//! - the failure detector ignores heartbeat intervals longer than phi × the gossip interval
+//!   (`detector::detector_config`);
 //! - besides its tick, the worker runs a round when woken: a `region:` copy gossiped into
 //!   the regional cluster disagrees with the view on whether that region is missing, or the
 //!   bridge cluster's live set changed; [`wake::WakeLimiter`] allows one woken round per
@@ -40,6 +43,7 @@ pub mod admission;
 pub mod bridge_role;
 pub mod card;
 pub mod cell;
+pub mod detector;
 pub mod digest;
 pub mod head_pace;
 pub mod keys;
@@ -57,6 +61,7 @@ use std::time::Duration;
 use chitchat::{
     spawn_chitchat, ChitchatConfig, ChitchatHandle, ChitchatId, FailureDetectorConfig, NodeState,
 };
+use detector::{detector_config, Cluster};
 use rand::SeedableRng;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -76,18 +81,6 @@ use card::MemberCard;
 use transport::{GossipCounters, GuardedTransport, TransportFactory};
 use view::{HeardSummary, OwnRegionInput, RegionMemory};
 
-/// Phi threshold of the regional clusters' failure detector (chitchat's default; lower
-/// detects faster but, with 167-member regions at 20 % loss, 6 declared live members dead).
-const REGIONAL_PHI_THRESHOLD: f64 = 8.0;
-/// Phi threshold of the bridge cluster's failure detector: a region's loss is seen when its
-/// bridges die here, so this bounds how fast every node learns it.
-const BRIDGE_PHI_THRESHOLD: f64 = 5.0;
-/// Heartbeat intervals the failure detector keeps per member (chitchat's default is 1,000).
-/// Phi is the time since the last heartbeat over the mean of these intervals; 100 intervals
-/// are 100 s of history at a 1 s gossip interval, plenty for a stable mean, and the window
-/// (8 bytes per interval, allocated whole) is kept for every member of every cluster: with
-/// 1,000 it was 8 KB per member, most of a simulated node's memory.
-const SAMPLING_WINDOW: usize = 100;
 /// How often last-seen times are written when the set of members does not change (a
 /// change is written at once).
 const REFRESH_EVERY: Duration = Duration::from_secs(60);
@@ -215,8 +208,11 @@ impl Membership {
             params.bind_addr,
             &params.region_seeds,
             params.config.gossip_interval,
-            REGIONAL_PHI_THRESHOLD,
-            params.config.dead_node_grace_period,
+            detector_config(
+                Cluster::Regional,
+                params.config.gossip_interval,
+                params.config.dead_node_grace_period,
+            ),
             vec![
                 (keys::KEY_CARD.into(), card_value),
                 (keys::KEY_READY.into(), "1".into()),
@@ -363,8 +359,7 @@ async fn spawn_cluster(
     bind_addr: SocketAddr,
     seeds: &[SocketAddr],
     gossip_interval: Duration,
-    phi_threshold: f64,
-    grace: Duration,
+    detector: FailureDetectorConfig,
     initial: Vec<(String, String)>,
     transport: GuardedTransport,
 ) -> Result<ChitchatHandle, MembershipError> {
@@ -378,14 +373,8 @@ async fn spawn_cluster(
             .filter(|s| **s != id.gossip_advertise_addr)
             .map(|s| s.to_string())
             .collect(),
-        failure_detector_config: FailureDetectorConfig {
-            phi_threshold,
-            sampling_window_size: SAMPLING_WINDOW,
-            max_interval: gossip_interval.mul_f64(phi_threshold),
-            initial_interval: gossip_interval,
-            dead_node_grace_period: grace,
-        },
-        marked_for_deletion_grace_period: grace,
+        marked_for_deletion_grace_period: detector.dead_node_grace_period,
+        failure_detector_config: detector,
         catchup_callback: None,
         extra_liveness_predicate: None,
         protocol_version: chitchat::ProtocolVersion::V1,
@@ -830,8 +819,11 @@ impl Worker {
                 bind,
                 &seeds,
                 interval,
-                BRIDGE_PHI_THRESHOLD,
-                self.params.config.dead_node_grace_period.min(BRIDGE_GRACE),
+                detector_config(
+                    Cluster::Bridge,
+                    interval,
+                    self.params.config.dead_node_grace_period.min(BRIDGE_GRACE),
+                ),
                 vec![
                     (keys::KEY_CARD.into(), card_value),
                     (keys::KEY_READY.into(), "1".into()),

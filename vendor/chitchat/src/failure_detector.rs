@@ -43,6 +43,7 @@ impl FailureDetector {
                     self.config.max_interval,
                     self.config.initial_interval,
                 )
+                .with_burst_window(self.config.burst_window)
             })
     }
 
@@ -148,6 +149,12 @@ pub struct FailureDetectorConfig {
     pub initial_interval: Duration,
     /// Threshold period after which dead node can be removed from the cluster.
     pub dead_node_grace_period: Duration,
+    /// qnet patch: heartbeats that arrive less than this after the first heartbeat of a burst
+    /// join that burst: they refresh the time of the last heartbeat but add no interval, so
+    /// the mean interval is the period of independent arrivals, not of every gossip message
+    /// that carried a newer heartbeat. Zero (the default) counts every heartbeat, as upstream.
+    #[serde(default)]
+    pub burst_window: Duration,
 }
 
 impl FailureDetectorConfig {
@@ -164,6 +171,7 @@ impl FailureDetectorConfig {
             max_interval,
             initial_interval,
             dead_node_grace_period,
+            burst_window: Duration::ZERO,
         }
     }
 }
@@ -176,6 +184,7 @@ impl Default for FailureDetectorConfig {
             max_interval: Duration::from_secs(10),
             initial_interval: Duration::from_secs(5),
             dead_node_grace_period: Duration::from_secs(24 * 60 * 60), // 24 hours
+            burst_window: Duration::ZERO,
         }
     }
 }
@@ -199,6 +208,11 @@ pub(crate) struct SamplingWindow {
     intervals: BoundedArrayStats,
     /// Last heartbeat reported time.
     last_heartbeat: Option<Instant>,
+    /// First heartbeat of the current burst (qnet patch); intervals are measured between
+    /// burst starts.
+    burst_start: Option<Instant>,
+    /// Heartbeats this close to the burst start join the burst (qnet patch).
+    burst_window: Duration,
     /// Heartbeat intervals greater than this value are ignored.
     max_interval: Duration,
     /// We may not have many intervals in the beginning.
@@ -218,16 +232,29 @@ impl SamplingWindow {
         SamplingWindow {
             intervals: BoundedArrayStats::with_capacity(window_size),
             last_heartbeat: None,
+            burst_start: None,
+            burst_window: Duration::ZERO,
             max_interval,
             additive_smoothing,
         }
     }
 
+    /// Sets the burst window (qnet patch; see `FailureDetectorConfig::burst_window`).
+    pub fn with_burst_window(mut self, burst_window: Duration) -> Self {
+        self.burst_window = burst_window;
+        self
+    }
+
     /// Reports a heartbeat.
     pub fn report_heartbeat(&mut self) {
         let now = Instant::now();
-        if let Some(last_value) = self.last_heartbeat {
-            let interval = now.duration_since(last_value);
+        self.last_heartbeat = Some(now);
+        if let Some(start) = self.burst_start {
+            let interval = now.duration_since(start);
+            if interval < self.burst_window {
+                // part of the current burst: fresher, but no new evidence of the period
+                return;
+            }
             if interval <= self.max_interval {
                 self.intervals.append(interval.as_secs_f64());
             }
@@ -236,7 +263,7 @@ impl SamplingWindow {
             // No way to compute an interval.
             // This is fine.
         }
-        self.last_heartbeat = Some(now);
+        self.burst_start = Some(now);
     }
 
     /// Forget about all previous intervals.

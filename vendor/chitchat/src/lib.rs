@@ -21,7 +21,7 @@ use std::num::NonZeroUsize;
 use std::time::Duration;
 
 use delta::Delta;
-use failure_detector::FailureDetector;
+pub use failure_detector::FailureDetector;
 pub use failure_detector::FailureDetectorConfig;
 pub use listener::ListenerHandle;
 pub use serialize::{Deserializable, Serializable};

@@ -1,0 +1,215 @@
+//! Failure-detector settings of the two clusters: phi thresholds, history length, and the
+//! burst window that makes the regional detector's mean interval the period of independent
+//! heartbeats rather than of every gossip message that carried one.
+
+use std::time::Duration;
+
+use chitchat::FailureDetectorConfig;
+
+/// Phi threshold of the regional clusters. With the burst window, phi counts silent gossip
+/// intervals: 4.5 declares a member dead after about 4.5 s without a fresh heartbeat at a
+/// 1 s interval, what the old threshold of 8 over the burst-shrunk mean (0.45–0.55 s) gave
+/// in a steady cell, but no longer 3 rounds after a burst of woken rounds.
+pub const REGIONAL_PHI_THRESHOLD: f64 = 4.5;
+/// Phi threshold of the bridge cluster's failure detector: a region's loss is seen when its
+/// bridges die here, so this bounds how fast every node learns it.
+pub const BRIDGE_PHI_THRESHOLD: f64 = 5.0;
+/// Heartbeat intervals the failure detector keeps per member (chitchat's default is 1,000).
+/// Phi is the time since the last heartbeat over the mean of these intervals; 100 intervals
+/// are 100 s of history at a 1 s gossip interval, plenty for a stable mean, and the window
+/// (8 bytes per interval, allocated whole) is kept for every member of every cluster: with
+/// 1,000 it was 8 KB per member, most of a simulated node's memory.
+pub const SAMPLING_WINDOW: usize = 100;
+/// The regional burst window is the gossip interval divided by this. A member's heartbeat
+/// rises with every message it handles, so a fresher value reaches an observer several times
+/// within one round (its own round's SYN-ACKs, peers' SYNs, woken rounds and pushes after a
+/// region change, a few milliseconds to a few hundred apart). Counted one by one these made
+/// the mean interval 0.33–0.6 s at a 1 s interval, so the silence tolerated at phi 8 was
+/// 3 to 5 rounds, depending on traffic unrelated to the member (SIMULATION.md, "False deaths
+/// at 20 % loss: the detector's mean").
+pub const BURST_DIVISOR: u32 = 2;
+
+/// Which cluster a detector serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cluster {
+    /// A region's (or cell's) cluster.
+    Regional,
+    /// The bridge cluster.
+    Bridge,
+}
+
+/// The failure-detector settings of `cluster` gossiping every `gossip_interval`, forgetting
+/// dead members after `grace`.
+///
+/// Heartbeat intervals longer than phi × the gossip interval are ignored: while the mean is
+/// near the gossip interval such an interval spans a death (the member was declared dead on
+/// the way), and counting it once the member was back (a healed region cut) slowed its next
+/// detection by seconds. The bridge cluster keeps chitchat's per-heartbeat intervals: its
+/// members dying one at a time is harmless (a region is lost only when all its bridges die
+/// there) and it must see a lost region fast.
+pub fn detector_config(
+    cluster: Cluster,
+    gossip_interval: Duration,
+    grace: Duration,
+) -> FailureDetectorConfig {
+    let (phi_threshold, burst_window) = match cluster {
+        Cluster::Regional => (REGIONAL_PHI_THRESHOLD, gossip_interval / BURST_DIVISOR),
+        Cluster::Bridge => (BRIDGE_PHI_THRESHOLD, Duration::ZERO),
+    };
+    FailureDetectorConfig {
+        phi_threshold,
+        sampling_window_size: SAMPLING_WINDOW,
+        max_interval: gossip_interval.mul_f64(phi_threshold),
+        initial_interval: gossip_interval,
+        dead_node_grace_period: grace,
+        burst_window,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chitchat::{ChitchatId, FailureDetector};
+    use tokio::time::advance;
+
+    const SECOND: Duration = Duration::from_secs(1);
+
+    fn member() -> ChitchatId {
+        ChitchatId::new("member", 1, "127.0.0.1:9000".parse().unwrap())
+    }
+
+    /// The regional detector before the burst window: phi 8 over every heartbeat.
+    fn per_heartbeat() -> FailureDetectorConfig {
+        FailureDetectorConfig {
+            burst_window: Duration::ZERO,
+            phi_threshold: 8.0,
+            max_interval: SECOND * 8,
+            ..detector_config(Cluster::Regional, SECOND, SECOND * 300)
+        }
+    }
+
+    /// Feeds `rounds` one-second rounds in which the member's heartbeat arrives at each of
+    /// `offsets_ms` into the round; ends at the start of the next round.
+    async fn rounds(fds: &mut [FailureDetector], rounds: usize, offsets_ms: &[u64]) {
+        for _ in 0..rounds {
+            let mut at = 0;
+            for &o in offsets_ms {
+                advance(Duration::from_millis(o - at)).await;
+                at = o;
+                fds.iter_mut().for_each(|fd| fd.report_heartbeat(&member()));
+            }
+            advance(Duration::from_millis(1_000 - at)).await;
+        }
+    }
+
+    /// For each detector, the whole rounds of silence after which it first declares the
+    /// member dead, checking once per round like chitchat (`None`: alive after `max`).
+    async fn silent_rounds_to_death(fds: &mut [FailureDetector], max: u32) -> Vec<Option<u32>> {
+        let mut died = vec![None; fds.len()];
+        for k in 1..=max {
+            for (fd, d) in fds.iter_mut().zip(died.iter_mut()) {
+                fd.update_node_liveness(&member());
+                if d.is_none() && fd.live_nodes().next().is_none() {
+                    *d = Some(k);
+                }
+            }
+            advance(SECOND).await;
+        }
+        died
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn bursts_do_not_shorten_the_regional_timeout() {
+        let mut fds = [
+            FailureDetector::new(per_heartbeat()),
+            FailureDetector::new(detector_config(Cluster::Regional, SECOND, SECOND * 300)),
+        ];
+        // a cell: the member's fresher heartbeat arrives three times in a round (the own
+        // round's SYN-ACKs, a peer's SYN), then a few rounds woken every 200 ms after a
+        // region change, then the cell goes back to normal
+        rounds(&mut fds, 100, &[0, 13, 50]).await;
+        rounds(&mut fds, 5, &[0, 200, 400, 600, 800]).await;
+        rounds(&mut fds, 10, &[0, 13, 50]).await;
+        assert_eq!(
+            silent_rounds_to_death(&mut fds, 10).await,
+            [Some(3), Some(5)],
+            "per heartbeat 3 lost rounds kill a live member; with the burst window 4 are \
+             tolerated and 5 are not"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_crashed_member_is_detected_within_five_rounds() {
+        let mut fds = [FailureDetector::new(detector_config(
+            Cluster::Regional,
+            SECOND,
+            SECOND * 300,
+        ))];
+        rounds(&mut fds, 100, &[40]).await;
+        assert_eq!(silent_rounds_to_death(&mut fds, 10).await, [Some(5)]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_burst_window_edge_counts_a_new_interval() {
+        let config = detector_config(Cluster::Regional, SECOND, SECOND * 300);
+        let mut apart = [FailureDetector::new(config.clone())];
+        let mut inside = [FailureDetector::new(config)];
+        // exactly the window apart: every heartbeat is an interval (mean 0.5 s, dead after
+        // 2.25 s); 1 ms less: pairs merge (mean 1 s, dead after 4.5 s)
+        rounds(&mut apart, 100, &[0, 500]).await;
+        advance(Duration::from_millis(2_000)).await;
+        apart[0].update_node_liveness(&member());
+        assert!(
+            apart[0].live_nodes().next().is_none(),
+            "2.5 s after the last"
+        );
+        rounds(&mut inside, 100, &[0, 499]).await;
+        advance(Duration::from_millis(1_999)).await;
+        inside[0].update_node_liveness(&member());
+        assert!(
+            inside[0].live_nodes().next().is_some(),
+            "2.5 s after the last"
+        );
+    }
+
+    #[test]
+    fn regional_detector_merges_bursts_within_half_an_interval() {
+        let c = detector_config(
+            Cluster::Regional,
+            Duration::from_secs(1),
+            Duration::from_secs(300),
+        );
+        assert_eq!(c.burst_window, Duration::from_millis(500));
+        assert_eq!(c.phi_threshold, REGIONAL_PHI_THRESHOLD);
+        assert_eq!(c.max_interval, Duration::from_millis(4_500));
+        assert_eq!(c.initial_interval, Duration::from_secs(1));
+        assert_eq!(c.sampling_window_size, SAMPLING_WINDOW);
+        assert_eq!(c.dead_node_grace_period, Duration::from_secs(300));
+    }
+
+    #[test]
+    fn bridge_detector_counts_every_heartbeat() {
+        let c = detector_config(
+            Cluster::Bridge,
+            Duration::from_millis(500),
+            Duration::from_secs(30),
+        );
+        assert_eq!(c.burst_window, Duration::ZERO);
+        assert_eq!(c.phi_threshold, BRIDGE_PHI_THRESHOLD);
+        assert_eq!(c.max_interval, Duration::from_millis(2_500));
+        assert_eq!(c.dead_node_grace_period, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn burst_window_stays_below_the_interval() {
+        for ms in [50u64, 200, 1_000, 5_000] {
+            let interval = Duration::from_millis(ms);
+            let c = detector_config(Cluster::Regional, interval, Duration::from_secs(1));
+            assert!(
+                c.burst_window < interval,
+                "a round must never merge into the last"
+            );
+            assert!(c.burst_window * 2 >= interval - Duration::from_millis(1));
+        }
+    }
+}
