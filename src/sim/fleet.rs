@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use chitchat::transport::Transport;
 use ed25519_dalek::SigningKey;
@@ -146,6 +147,20 @@ pub fn expected_bridges(
         .collect()
 }
 
+/// When the `k`-th of `nodes` nodes starts, after the first: the starts spread evenly over
+/// one gossip interval at any size. Every node's gossip and membership ticks keep the phase
+/// of its start on the simulated clock, so nodes started within a few milliseconds of each
+/// other gossip in lockstep for the whole run: a member's heartbeat then reaches each
+/// observer in one burst per round, which no deployment with independent clocks shows.
+pub fn start_offset(k: usize, nodes: usize, gossip_interval: Duration) -> Duration {
+    let nodes = nodes.max(1) as u128;
+    let nanos = gossip_interval
+        .as_nanos()
+        .saturating_mul((k as u128).min(nodes))
+        / nodes;
+    Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX)).min(gossip_interval)
+}
+
 /// A running simulated node.
 pub struct SimNode {
     /// Its plan.
@@ -237,12 +252,10 @@ impl Fleet {
             Arc::new(move || Box::new(factory_net.transport()) as Box<dyn Transport>);
         let mut nodes = Vec::with_capacity(plans.len());
         let mut by_id = HashMap::with_capacity(plans.len());
-        // stagger the starts over about a second so gossip rounds are not all aligned
-        let every = (plans.len() / 1000).max(1);
+        let count = plans.len();
+        let first = tokio::time::Instant::now();
         for (k, plan) in plans.into_iter().enumerate() {
-            if k % every == 0 {
-                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-            }
+            tokio::time::sleep_until(first + start_offset(k, count, config.gossip_interval)).await;
             net.place(plan.addr.ip(), plan.region);
             let metrics = Metrics::new().map_err(|e| MembershipError::Bind {
                 addr: plan.addr,
@@ -320,5 +333,34 @@ impl Fleet {
         (0..self.nodes.len())
             .filter(|i| self.nodes[*i].view().is_bridge)
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECOND: Duration = Duration::from_secs(1);
+
+    #[test]
+    fn starts_spread_evenly_over_one_gossip_interval() {
+        for nodes in [1, 100, 300, 1_000, 1_001, 10_000] {
+            assert_eq!(start_offset(0, nodes, SECOND), Duration::ZERO);
+            let last = start_offset(nodes - 1, nodes, SECOND);
+            assert!(last < SECOND, "{nodes}: {last:?}");
+            let gap = SECOND / nodes as u32 + Duration::from_nanos(1);
+            assert!(SECOND - last <= gap, "{nodes}: {last:?}");
+        }
+        assert_eq!(start_offset(1, 100, SECOND), Duration::from_millis(10));
+        assert_eq!(start_offset(3, 10_000, SECOND), Duration::from_micros(300));
+    }
+
+    #[test]
+    fn odd_inputs_stay_within_the_interval() {
+        assert_eq!(start_offset(0, 0, SECOND), Duration::ZERO);
+        assert_eq!(start_offset(7, 3, SECOND), SECOND);
+        assert_eq!(start_offset(5, 10, Duration::ZERO), Duration::ZERO);
+        let huge = Duration::from_secs(u64::MAX / 2);
+        assert!(start_offset(usize::MAX - 1, usize::MAX, huge) <= huge);
     }
 }
