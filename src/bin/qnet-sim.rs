@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
-use qnet_node::sim::{self, SimConfig};
+use qnet_node::sim::{self, Coverage, SimConfig};
 
 /// Which scenarios to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -18,6 +18,8 @@ enum Scenario {
     TwoLevel,
     /// Cold start and steady state only (large sizes).
     Short,
+    /// Cold start and the loss phases only (large sizes).
+    Loss,
     /// The flat chitchat baseline only.
     Flat,
 }
@@ -87,7 +89,11 @@ fn main() -> ExitCode {
     cfg.seed = args.seed;
     cfg.steady = args.steady;
     cfg.loss_phase = args.loss_phase;
-    cfg.short = args.scenario == Scenario::Short;
+    cfg.coverage = match args.scenario {
+        Scenario::Short => Coverage::Steady,
+        Scenario::Loss => Coverage::Loss,
+        Scenario::All | Scenario::TwoLevel | Scenario::Flat => Coverage::Every,
+    };
     if args.sample.is_zero() {
         eprintln!("error: --sample must be greater than zero");
         return ExitCode::FAILURE;

@@ -15,7 +15,7 @@ pub mod report;
 pub mod scenario;
 pub mod watch;
 
-pub use scenario::{run, Check, Outcome, SimConfig, SimError};
+pub use scenario::{run, Check, Coverage, Outcome, SimConfig, SimError};
 
 /// Resident set size of this process in bytes (Linux), if readable.
 pub fn rss_bytes() -> Option<u64> {

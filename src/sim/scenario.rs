@@ -59,8 +59,8 @@ pub struct SimConfig {
     pub loss_phase: Duration,
     /// Give up waiting for convergence after this long.
     pub converge_limit: Duration,
-    /// Run only the cold start and steady state (large sizes).
-    pub short: bool,
+    /// Which scenarios run after the cold start.
+    pub coverage: Coverage,
     /// How often the simulator reads every node's view (and runs its monitor checks).
     pub sample: Duration,
 }
@@ -82,10 +82,21 @@ impl SimConfig {
             steady: Duration::from_secs(30),
             loss_phase: Duration::from_secs(60),
             converge_limit: Duration::from_secs(180),
-            short: false,
+            coverage: Coverage::Every,
             sample: Duration::from_millis(100),
         }
     }
+}
+
+/// Which scenarios a run goes through after the cold start (large sizes run a part).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Coverage {
+    /// Steady state, propagation, crash, region cuts and heals, loss.
+    Every,
+    /// Steady state only.
+    Steady,
+    /// The loss phases only, straight after the cold start.
+    Loss,
 }
 
 /// A correctness property and whether it held.
@@ -385,11 +396,15 @@ pub async fn run(cfg: SimConfig) -> Result<Outcome, SimError> {
         heads: false,
     };
     cold_start(&mut ctx).await?;
-    steady_state(&mut ctx).await?;
-    if !ctx.cfg.short {
+    if ctx.cfg.coverage != Coverage::Loss {
+        steady_state(&mut ctx).await?;
+    }
+    if ctx.cfg.coverage == Coverage::Every {
         propagation(&mut ctx)?;
         crash(&mut ctx).await?;
         region_cuts(&mut ctx).await?;
+    }
+    if ctx.cfg.coverage != Coverage::Steady {
         loss(&mut ctx).await?;
     }
     traffic_plot(&mut ctx)?;
