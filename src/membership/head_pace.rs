@@ -68,10 +68,7 @@ mod tests {
     use super::*;
 
     fn head(height: u64, tag: u8) -> Head {
-        Head {
-            height,
-            hash: [tag; 32],
-        }
+        Head::new(height, &[tag; 32])
     }
 
     #[test]
