@@ -450,12 +450,11 @@ fn seeds_address() -> Vec<Vec<u8>> {
 }
 
 fn seeds_head() -> Vec<Vec<u8>> {
-    let hash = sample_block(0).hash();
-    // today's tag and the whole hash older nodes announced
-    vec![
-        Head::new(42, &hash).encode().into_bytes(),
-        format!("42:{}", crate::identity::to_hex(&hash)).into_bytes(),
-    ]
+    let head = Head {
+        height: 42,
+        hash: sample_block(0).hash(),
+    };
+    vec![head.encode().into_bytes()]
 }
 
 fn seeds_summary() -> Vec<Vec<u8>> {

@@ -68,7 +68,10 @@ mod tests {
     use super::*;
 
     fn head(height: u64, tag: u8) -> Head {
-        Head::new(height, &[tag; 32])
+        Head {
+            height,
+            hash: [tag; 32],
+        }
     }
 
     #[test]

@@ -9,7 +9,7 @@ use crate::region::Region;
 
 /// Signed member card (see `card`), in both clusters.
 pub const KEY_CARD: &str = "card";
-/// Chain head `height:tag` (see [`Head`]), regional cluster.
+/// Chain head `height:hash`, regional cluster.
 pub const KEY_HEAD: &str = "head";
 /// `1` while the node is ready, `0` while it is leaving.
 pub const KEY_READY: &str = "ready";
@@ -31,64 +31,29 @@ pub const MAX_SUMMARY_ADDRS: usize = 32;
 /// Most regional gossip seeds a summary lists.
 pub const SEEDS_PER_SUMMARY: usize = 8;
 
-/// Bytes of the block hash a head announcement carries (its first bytes). A head in gossip
-/// is a hint, used to choose whom to pull from and to notice a peer on another branch at
-/// our height; every pulled block is verified in full. Eight bytes tell branches apart
-/// (a collision only delays noticing a same-height fork until a block arrives), and the
-/// head is the one value every node rewrites every couple of seconds: with the whole
-/// 32-byte hash it was about 72 B per delivery to each member of a cell at 10,000 nodes,
-/// most of it the hash (SIMULATION.md, "Head announcements: cause and fix").
-pub const HEAD_TAG_LEN: usize = 8;
-
-/// A chain head as announced in gossip: height and the first bytes of the block hash.
+/// A chain head as announced in gossip.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Head {
     /// Block height.
     pub height: u64,
-    /// The first [`HEAD_TAG_LEN`] bytes of the block hash.
-    pub tag: [u8; HEAD_TAG_LEN],
+    /// Block hash.
+    pub hash: [u8; 32],
 }
 
 impl Head {
-    /// The head of the block at `height` with hash `hash`.
-    pub fn new(height: u64, hash: &[u8; 32]) -> Head {
-        Head {
-            height,
-            tag: tag_of(hash),
-        }
-    }
-
-    /// Whether this head names the block with hash `hash` (by its tag).
-    pub fn matches(&self, hash: &[u8; 32]) -> bool {
-        self.tag == tag_of(hash)
-    }
-
-    /// `height:tag_hex`.
+    /// `height:hash_hex`.
     pub fn encode(&self) -> String {
-        format!("{}:{}", self.height, to_hex(&self.tag))
+        format!("{}:{}", self.height, to_hex(&self.hash))
     }
 
-    /// Parses `height:tag_hex`, or `height:hash_hex` with a whole 32-byte hash (what nodes
-    /// announced before the tag; its first bytes are kept); `None` for anything else.
+    /// Parses `height:hash_hex`; `None` for anything else.
     pub fn decode(value: &str) -> Option<Head> {
-        let (height, hex) = value.split_once(':')?;
-        let bytes = from_hex(hex)?;
-        let tag = match bytes.len() {
-            HEAD_TAG_LEN | 32 => bytes[..HEAD_TAG_LEN].try_into().ok()?,
-            _ => return None,
-        };
+        let (height, hash) = value.split_once(':')?;
         Some(Head {
             height: height.parse().ok()?,
-            tag,
+            hash: from_hex(hash)?.try_into().ok()?,
         })
     }
-}
-
-/// The tag of a block hash: its first [`HEAD_TAG_LEN`] bytes.
-pub fn tag_of(hash: &[u8; 32]) -> [u8; HEAD_TAG_LEN] {
-    let mut tag = [0; HEAD_TAG_LEN];
-    tag.copy_from_slice(&hash[..HEAD_TAG_LEN]);
-    tag
 }
 
 /// What a region looks like, published by its bridges and copied to every region.
@@ -191,38 +156,14 @@ mod tests {
 
     #[test]
     fn head_round_trip_and_rejects_junk() {
-        let head = Head::new(42, &[7; 32]);
-        assert_eq!(head.encode(), "42:0707070707070707");
+        let head = Head {
+            height: 42,
+            hash: [7; 32],
+        };
         assert_eq!(Head::decode(&head.encode()), Some(head));
-        for junk in [
-            "",
-            "42",
-            "x:00",
-            "42:abc",
-            "42:zz",
-            "42:07070707070707",
-            "-1:0707070707070707",
-        ] {
+        for junk in ["", "42", "x:00", "42:abc", "42:zz"] {
             assert_eq!(Head::decode(junk), None, "{junk:?}");
         }
-    }
-
-    #[test]
-    fn a_whole_hash_from_an_older_node_is_read_as_its_tag() {
-        let mut hash = [0u8; 32];
-        for (i, b) in hash.iter_mut().enumerate() {
-            *b = i as u8;
-        }
-        let old = format!("9:{}", to_hex(&hash));
-        let head = Head::decode(&old).unwrap();
-        assert_eq!(head, Head::new(9, &hash));
-        assert_eq!(head.tag, [0, 1, 2, 3, 4, 5, 6, 7]);
-        assert!(head.matches(&hash));
-        hash[8] = 0xff;
-        assert!(head.matches(&hash), "bytes past the tag are not compared");
-        hash[7] = 0xff;
-        assert!(!head.matches(&hash));
-        assert_eq!(Head::decode(&format!("9:{}", &to_hex(&hash)[..62])), None);
     }
 
     fn sample(head: Option<u64>, updated_ms: u64) -> RegionSummary {

@@ -416,7 +416,10 @@ async fn announce_heads(
     loop {
         let head = {
             let h = heads.borrow_and_update();
-            crate::membership::Head::new(h.height, &h.hash())
+            crate::membership::Head {
+                height: h.height,
+                hash: h.hash(),
+            }
         };
         membership.set_head(head).await;
         if heads.changed().await.is_err() {

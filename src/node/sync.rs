@@ -16,7 +16,6 @@ use crate::chain::signatures::Verified;
 use crate::chain::store::MAX_REORG_DEPTH;
 use crate::chain::Hash;
 use crate::identity::NodeId;
-use crate::membership::keys::HEAD_TAG_LEN;
 use crate::membership::MembershipView;
 use crate::net::handshake::Conn;
 use crate::net::message::MAX_BLOCKS_PER_REQUEST;
@@ -39,9 +38,8 @@ pub struct SyncSource {
     pub peer: NodeId,
     /// The height it announced.
     pub height: u64,
-    /// The tag of the block hash it announced (`membership::keys::HEAD_TAG_LEN` bytes;
-    /// zero when only a height is known).
-    pub tag: [u8; HEAD_TAG_LEN],
+    /// The hash it announced.
+    pub hash: Hash,
 }
 
 /// The best live peer head of our region that is higher than ours, or as high but
@@ -61,7 +59,7 @@ pub fn pick_source(view: &MembershipView, our_height: u64, our_hash: &Hash) -> O
                 Some(SyncSource {
                     peer: peer.clone(),
                     height,
-                    tag: [0; HEAD_TAG_LEN],
+                    hash: [0; 32],
                 })
             })
     })
@@ -76,12 +74,12 @@ fn own_region_source(
         .iter()
         .filter(|m| m.live && m.node_id != view.self_id)
         .filter_map(|m| m.head.map(|h| (m, h)))
-        .filter(|(_, h)| h.height > our_height || (h.height == our_height && !h.matches(our_hash)))
+        .filter(|(_, h)| h.height > our_height || (h.height == our_height && h.hash != *our_hash))
         .max_by(|(a, ha), (b, hb)| ha.height.cmp(&hb.height).then(b.node_id.cmp(&a.node_id)))
         .map(|(m, h)| SyncSource {
             peer: m.node_id.clone(),
             height: h.height,
-            tag: h.tag,
+            hash: h.hash,
         })
 }
 
@@ -407,7 +405,7 @@ pub async fn run(
     mut hints: mpsc::Receiver<(NodeId, u64)>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut tried: Option<(NodeId, [u8; HEAD_TAG_LEN])> = None;
+    let mut tried: Option<(NodeId, Hash)> = None;
     loop {
         let hint = tokio::select! {
             _ = tokio::time::sleep(CHECK_EVERY) => None,
@@ -424,12 +422,12 @@ pub async fn run(
                 Some(SyncSource {
                     peer,
                     height,
-                    tag: [0; HEAD_TAG_LEN],
+                    hash: [0; 32],
                 })
             }
             None => pick_source(&view, head.height, &head.hash()).filter(|s| {
                 // an equal-height fork is looked at once per announced head
-                s.height > head.height || tried.as_ref() != Some(&(s.peer.clone(), s.tag))
+                s.height > head.height || tried.as_ref() != Some(&(s.peer.clone(), s.hash))
             }),
         };
         chain.set_sync(is_syncing(head.height, target), target);
@@ -437,7 +435,7 @@ pub async fn run(
         let Some(source) = source else {
             continue;
         };
-        tried = Some((source.peer.clone(), source.tag));
+        tried = Some((source.peer.clone(), source.hash));
         let Some(addr) = view.p2p_addr_of(&source.peer) else {
             continue;
         };
@@ -468,7 +466,10 @@ mod tests {
             node_type: crate::identity::NodeType::Full,
             live,
             ready: true,
-            head: head.map(|(height, b)| Head::new(height, &[b; 32])),
+            head: head.map(|(height, b)| Head {
+                height,
+                hash: [b; 32],
+            }),
             last_seen_ms: 0,
             bridge: false,
         }

@@ -223,7 +223,7 @@ impl Ctx {
         let height = now.saturating_sub(self.t0) / 1000;
         let hash = *blake3::hash(&height.to_le_bytes()).as_bytes();
         for n in self.fleet.nodes.iter().filter(|n| !n.crashed) {
-            n.membership.set_head(Head::new(height, &hash)).await;
+            n.membership.set_head(Head { height, hash }).await;
         }
     }
 
