@@ -22,8 +22,9 @@
 //!
 //! Choices that make a lost region known fast without false deaths (SIMULATION.md, issue 7):
 //! - the regional detector counts the heartbeats that reach it within half a gossip interval
-//!   as one (a patch of chitchat's detector, `detector::BURST_DIVISOR`), so its mean interval
-//!   is the gossip interval and phi counts silent seconds; the threshold is 4.5 there.
+//!   as one and never takes its mean interval below the gossip interval (patches of
+//!   chitchat's detector, `detector::detector_config`), so phi counts silent seconds; the
+//!   threshold is 6 there.
 //!   Counted one by one, with phi 8, the mean was 0.33–0.6 s and a cell's detector tolerated
 //!   3 to 5 silent rounds depending on how bursty gossip had been (SIMULATION.md, "False
 //!   deaths at 20 % loss: the detector's mean"). The bridge cluster keeps per-heartbeat

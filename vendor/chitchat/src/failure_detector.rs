@@ -44,6 +44,7 @@ impl FailureDetector {
                     self.config.initial_interval,
                 )
                 .with_burst_window(self.config.burst_window)
+                .with_min_mean_interval(self.config.min_mean_interval)
             })
     }
 
@@ -155,6 +156,12 @@ pub struct FailureDetectorConfig {
     /// that carried a newer heartbeat. Zero (the default) counts every heartbeat, as upstream.
     #[serde(default)]
     pub burst_window: Duration,
+    /// qnet patch: the mean interval phi divides by is never taken below this, so a member
+    /// whose heartbeat arrived more often than expected (bursts a little wider than the
+    /// burst window) is still allowed `phi_threshold` times this much silence. Zero (the
+    /// default) keeps upstream behaviour.
+    #[serde(default)]
+    pub min_mean_interval: Duration,
 }
 
 impl FailureDetectorConfig {
@@ -172,6 +179,7 @@ impl FailureDetectorConfig {
             initial_interval,
             dead_node_grace_period,
             burst_window: Duration::ZERO,
+            min_mean_interval: Duration::ZERO,
         }
     }
 }
@@ -185,6 +193,7 @@ impl Default for FailureDetectorConfig {
             initial_interval: Duration::from_secs(5),
             dead_node_grace_period: Duration::from_secs(24 * 60 * 60), // 24 hours
             burst_window: Duration::ZERO,
+            min_mean_interval: Duration::ZERO,
         }
     }
 }
@@ -213,6 +222,8 @@ pub(crate) struct SamplingWindow {
     burst_start: Option<Instant>,
     /// Heartbeats this close to the burst start join the burst (qnet patch).
     burst_window: Duration,
+    /// Floor of the mean interval, seconds (qnet patch).
+    min_mean_interval: f64,
     /// Heartbeat intervals greater than this value are ignored.
     max_interval: Duration,
     /// We may not have many intervals in the beginning.
@@ -234,6 +245,7 @@ impl SamplingWindow {
             last_heartbeat: None,
             burst_start: None,
             burst_window: Duration::ZERO,
+            min_mean_interval: 0.0,
             max_interval,
             additive_smoothing,
         }
@@ -242,6 +254,13 @@ impl SamplingWindow {
     /// Sets the burst window (qnet patch; see `FailureDetectorConfig::burst_window`).
     pub fn with_burst_window(mut self, burst_window: Duration) -> Self {
         self.burst_window = burst_window;
+        self
+    }
+
+    /// Sets the floor of the mean interval (qnet patch; see
+    /// `FailureDetectorConfig::min_mean_interval`).
+    pub fn with_min_mean_interval(mut self, min_mean_interval: Duration) -> Self {
+        self.min_mean_interval = min_mean_interval.as_secs_f64();
         self
     }
 
@@ -276,10 +295,10 @@ impl SamplingWindow {
         // We avoid computing the mean if we have only received one heartbeat.
         // It could be data from an old dead node after all.
         let len_non_zero = NonZeroUsize::new(self.intervals.len())?;
-        Some(
-            self.additive_smoothing
-                .compute_mean(len_non_zero, self.intervals.sum()),
-        )
+        let mean = self
+            .additive_smoothing
+            .compute_mean(len_non_zero, self.intervals.sum());
+        Some(mean.max(self.min_mean_interval))
     }
 
     /// Computes the sampling window's phi value.
