@@ -20,6 +20,8 @@ enum Scenario {
     Short,
     /// Cold start and the loss phases only (large sizes).
     Loss,
+    /// Cold start and the one-node crash only (large sizes).
+    Crash,
     /// The flat chitchat baseline only.
     Flat,
 }
@@ -92,6 +94,7 @@ fn main() -> ExitCode {
     cfg.coverage = match args.scenario {
         Scenario::Short => Coverage::Steady,
         Scenario::Loss => Coverage::Loss,
+        Scenario::Crash => Coverage::Crash,
         Scenario::All | Scenario::TwoLevel | Scenario::Flat => Coverage::Every,
     };
     if args.sample.is_zero() {

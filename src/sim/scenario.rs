@@ -97,6 +97,8 @@ pub enum Coverage {
     Steady,
     /// The loss phases only, straight after the cold start.
     Loss,
+    /// The one-node crash only, straight after the cold start.
+    Crash,
 }
 
 /// A correctness property and whether it held.
@@ -396,15 +398,20 @@ pub async fn run(cfg: SimConfig) -> Result<Outcome, SimError> {
         heads: false,
     };
     cold_start(&mut ctx).await?;
-    if ctx.cfg.coverage != Coverage::Loss {
+    let every = ctx.cfg.coverage == Coverage::Every;
+    if every || ctx.cfg.coverage == Coverage::Steady {
         steady_state(&mut ctx).await?;
     }
-    if ctx.cfg.coverage == Coverage::Every {
+    if every {
         propagation(&mut ctx)?;
+    }
+    if every || ctx.cfg.coverage == Coverage::Crash {
         crash(&mut ctx).await?;
+    }
+    if every {
         region_cuts(&mut ctx).await?;
     }
-    if ctx.cfg.coverage != Coverage::Steady {
+    if every || ctx.cfg.coverage == Coverage::Loss {
         loss(&mut ctx).await?;
     }
     traffic_plot(&mut ctx)?;
