@@ -26,6 +26,21 @@ enum Scenario {
     Flat,
 }
 
+/// A two-level scenario run after the cold start (`--parts`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Part {
+    /// Steady-state gossip, idle and with heads.
+    Steady,
+    /// Block propagation over each strategy.
+    Propagation,
+    /// One node crash.
+    Crash,
+    /// One and two regions cut off, then healed.
+    Cuts,
+    /// The 5 % and 20 % loss phases.
+    Loss,
+}
+
 /// Simulates a qnet network of many nodes in one process.
 #[derive(Debug, Parser)]
 #[command(name = "qnet-sim", version)]
@@ -39,6 +54,11 @@ struct Args {
     /// Scenarios to run.
     #[arg(long, value_enum, default_value_t = Scenario::All)]
     scenario: Scenario,
+    /// Two-level scenarios to run after the cold start, comma-separated, in place of those
+    /// of --scenario (one cold start for several parts of a large run); they run in the
+    /// order steady, propagation, crash, cuts, loss.
+    #[arg(long, value_enum, value_delimiter = ',', conflicts_with = "scenario")]
+    parts: Vec<Part>,
     /// Output directory for CSV and SVG files.
     #[arg(long, default_value = "target/sim")]
     out: PathBuf,
@@ -91,12 +111,7 @@ fn main() -> ExitCode {
     cfg.seed = args.seed;
     cfg.steady = args.steady;
     cfg.loss_phase = args.loss_phase;
-    cfg.coverage = match args.scenario {
-        Scenario::Short => Coverage::Steady,
-        Scenario::Loss => Coverage::Loss,
-        Scenario::Crash => Coverage::Crash,
-        Scenario::All | Scenario::TwoLevel | Scenario::Flat => Coverage::Every,
-    };
+    cfg.coverage = coverage(args.scenario, &args.parts);
     if args.sample.is_zero() {
         eprintln!("error: --sample must be greater than zero");
         return ExitCode::FAILURE;
@@ -117,7 +132,7 @@ fn main() -> ExitCode {
             }
         }
     }
-    if matches!(args.scenario, Scenario::All | Scenario::Flat) {
+    if args.parts.is_empty() && matches!(args.scenario, Scenario::All | Scenario::Flat) {
         let mut flat = cfg.clone();
         flat.nodes = args.flat_nodes.unwrap_or(args.nodes);
         flat.converge_limit = args.converge_limit.min(Duration::from_secs(120));
@@ -131,6 +146,28 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     ExitCode::SUCCESS
+}
+
+/// The scenarios run after the cold start: `parts` if given, else those of `scenario`.
+fn coverage(scenario: Scenario, parts: &[Part]) -> Coverage {
+    let parts: &[Part] = match scenario {
+        _ if !parts.is_empty() => parts,
+        Scenario::Short => &[Part::Steady],
+        Scenario::Loss => &[Part::Loss],
+        Scenario::Crash => &[Part::Crash],
+        Scenario::All | Scenario::TwoLevel | Scenario::Flat => return Coverage::EVERY,
+    };
+    let mut c = Coverage::NONE;
+    for part in parts {
+        match part {
+            Part::Steady => c.steady = true,
+            Part::Propagation => c.propagation = true,
+            Part::Crash => c.crash = true,
+            Part::Cuts => c.cuts = true,
+            Part::Loss => c.loss = true,
+        }
+    }
+    c
 }
 
 fn run_two_level(cfg: SimConfig) -> Result<usize, Box<dyn std::error::Error>> {

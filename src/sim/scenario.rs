@@ -82,23 +82,45 @@ impl SimConfig {
             steady: Duration::from_secs(30),
             loss_phase: Duration::from_secs(60),
             converge_limit: Duration::from_secs(180),
-            coverage: Coverage::Every,
+            coverage: Coverage::EVERY,
             sample: Duration::from_millis(100),
         }
     }
 }
 
-/// Which scenarios a run goes through after the cold start (large sizes run a part).
+/// Which scenarios a run goes through after the cold start (large sizes run a part), in the
+/// order steady state, propagation, crash, region cuts, loss.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Coverage {
-    /// Steady state, propagation, crash, region cuts and heals, loss.
-    Every,
-    /// Steady state only.
-    Steady,
-    /// The loss phases only, straight after the cold start.
-    Loss,
-    /// The one-node crash only, straight after the cold start.
-    Crash,
+pub struct Coverage {
+    /// Steady-state gossip, idle and with heads.
+    pub steady: bool,
+    /// Block propagation over each strategy.
+    pub propagation: bool,
+    /// One node crash.
+    pub crash: bool,
+    /// One and two regions cut off, then healed.
+    pub cuts: bool,
+    /// The 5 % and 20 % loss phases.
+    pub loss: bool,
+}
+
+impl Coverage {
+    /// Every scenario.
+    pub const EVERY: Coverage = Coverage {
+        steady: true,
+        propagation: true,
+        crash: true,
+        cuts: true,
+        loss: true,
+    };
+    /// None: the cold start only; set the parts wanted.
+    pub const NONE: Coverage = Coverage {
+        steady: false,
+        propagation: false,
+        crash: false,
+        cuts: false,
+        loss: false,
+    };
 }
 
 /// A correctness property and whether it held.
@@ -398,20 +420,20 @@ pub async fn run(cfg: SimConfig) -> Result<Outcome, SimError> {
         heads: false,
     };
     cold_start(&mut ctx).await?;
-    let every = ctx.cfg.coverage == Coverage::Every;
-    if every || ctx.cfg.coverage == Coverage::Steady {
+    let parts = ctx.cfg.coverage;
+    if parts.steady {
         steady_state(&mut ctx).await?;
     }
-    if every {
+    if parts.propagation {
         propagation(&mut ctx)?;
     }
-    if every || ctx.cfg.coverage == Coverage::Crash {
+    if parts.crash {
         crash(&mut ctx).await?;
     }
-    if every {
+    if parts.cuts {
         region_cuts(&mut ctx).await?;
     }
-    if every || ctx.cfg.coverage == Coverage::Loss {
+    if parts.loss {
         loss(&mut ctx).await?;
     }
     traffic_plot(&mut ctx)?;
