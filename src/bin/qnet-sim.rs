@@ -201,3 +201,46 @@ fn run_flat(cfg: &SimConfig) -> Result<(), Box<dyn std::error::Error>> {
     );
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parts_replace_the_scenarios_of_the_preset() {
+        let c = coverage(Scenario::All, &[Part::Loss, Part::Crash]);
+        assert_eq!(
+            c,
+            Coverage {
+                crash: true,
+                loss: true,
+                ..Coverage::NONE
+            }
+        );
+    }
+
+    #[test]
+    fn presets_map_to_their_parts() {
+        assert_eq!(coverage(Scenario::TwoLevel, &[]), Coverage::EVERY);
+        let steady = coverage(Scenario::Short, &[]);
+        assert_eq!(
+            steady,
+            Coverage {
+                steady: true,
+                ..Coverage::NONE
+            }
+        );
+        assert!(coverage(Scenario::Crash, &[]).crash);
+        assert!(!coverage(Scenario::Crash, &[]).loss);
+    }
+
+    #[test]
+    fn parts_parse_comma_separated_and_refuse_unknown_names() {
+        let args = Args::try_parse_from(["qnet-sim", "--parts", "steady,cuts"]).unwrap();
+        assert_eq!(args.parts, vec![Part::Steady, Part::Cuts]);
+        assert!(Args::try_parse_from(["qnet-sim", "--parts", "steady,bogus"]).is_err());
+        assert!(
+            Args::try_parse_from(["qnet-sim", "--parts", "loss", "--scenario", "short"]).is_err()
+        );
+    }
+}
