@@ -464,6 +464,7 @@ fn seeds_summary() -> Vec<Vec<u8>> {
     let summary = RegionSummary {
         region,
         cell: 0,
+        cells: 0,
         known: 5,
         live: 4,
         bridges: vec!["a1b2c3d4e5f60718".into(), "0011223344556677".into()],

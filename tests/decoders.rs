@@ -324,7 +324,8 @@ proptest! {
         region in region(),
         live in any::<u32>(),
         extra in any::<u32>(),
-        cell in 0..qnet_node::membership::cell::MAX_CELLS,
+        (cell, cells) in (1..=qnet_node::membership::cell::MAX_CELLS)
+            .prop_flat_map(|n| (0..n, Just(if n == 1 { 0 } else { n }))),
         bridges in vec(("[0-9a-f]{16}", addr()), 0..=32),
         seeds in vec(addr(), 0..=8),
         bridge_seeds in vec(addr(), 0..=32),
@@ -334,6 +335,7 @@ proptest! {
         let s = RegionSummary {
             region,
             cell,
+            cells,
             known: live.saturating_add(extra),
             live,
             bridges: bridges.iter().map(|(id, _)| id.clone()).collect(),

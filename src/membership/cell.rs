@@ -4,7 +4,7 @@
 //! 18 B per member, compressed), so a node's regional gossip grows with its cluster: about
 //! 98 B/s per member, 164 KB/s in a region of 1,667 members (SIMULATION.md). With
 //! `cells_per_region` = C > 1 a node joins only the cluster of its cell,
-//! `<chain_id>/<region>/<cell>`, where the cell is a hash of its node id modulo C; every
+//! `<chain_id>/<region>/<cell>-of-<C>`, where the cell is a hash of its node id modulo C; every
 //! cell elects its own bridges, which publish the cell's summary in the bridge cluster. A
 //! bridge combines the summaries of each region's cells into one region summary (the sum of
 //! their members, the highest head, bridges and seeds taken from every cell in turn) and
@@ -12,8 +12,10 @@
 //! every node still sees every region, and its own region whole, with six copied keys.
 //! With C = 1 (the default) the cluster id is `<chain_id>/<region>` and nothing changes.
 //!
-//! C is a property of the network, like the chain id: every node of a region must use the
-//! same value, or it gossips in a cluster of its own.
+//! C is a property of the network, like the chain id: every node must use the same value.
+//! A node with another C gossips in clusters of its own (C is part of the cluster id), the
+//! bridges ignore its cell summaries (they carry C, see [`check_cell_summary`]) and it
+//! ignores theirs, and both log a warning naming the two values.
 
 use std::collections::BTreeMap;
 
@@ -35,14 +37,53 @@ pub fn cell_of(node_id: &str, cells: u16) -> u16 {
     (hash % u64::from(cells)) as u16
 }
 
-/// The chitchat cluster id of a cell: `<chain_id>/<region>`, or `<chain_id>/<region>/<cell>`
-/// when the region is split.
+/// The chitchat cluster id of a cell: `<chain_id>/<region>`, or
+/// `<chain_id>/<region>/<cell>-of-<cells>` when the region is split. The count is part of
+/// the id so that nodes started with different counts never share a cluster (chitchat
+/// answers a SYN for another cluster id with "bad cluster" and logs both ids).
 pub fn cluster_id(chain_id: &str, region: &Region, cell: u16, cells: u16) -> String {
     if cells <= 1 {
         format!("{chain_id}/{region}")
     } else {
-        format!("{chain_id}/{region}/{cell}")
+        format!("{chain_id}/{region}/{cell}-of-{cells}")
     }
+}
+
+/// Why a cell summary heard in the bridge cluster is not used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CellMismatch {
+    /// The summary is not about the publishing bridge's own region.
+    Region,
+    /// The publisher splits regions into another number of cells than this node: a
+    /// misconfigured node (`--cells-per-region` must be the same on every node).
+    Cells {
+        /// The publisher's count.
+        theirs: u16,
+    },
+    /// The summary's cell is not the publisher's cell by its node id.
+    Cell,
+}
+
+/// Whether a summary published in the bridge cluster by a bridge of `publisher_region` with
+/// node id `publisher_id` is one this node, splitting regions into `cells`, may combine.
+pub fn check_cell_summary(
+    summary: &RegionSummary,
+    publisher_region: &Region,
+    publisher_id: &str,
+    cells: u16,
+) -> Result<(), CellMismatch> {
+    if summary.region != *publisher_region {
+        return Err(CellMismatch::Region);
+    }
+    if summary.cells.max(1) != cells.max(1) {
+        return Err(CellMismatch::Cells {
+            theirs: summary.cells.max(1),
+        });
+    }
+    if summary.cell != cell_of(publisher_id, cells) {
+        return Err(CellMismatch::Cell);
+    }
+    Ok(())
 }
 
 /// Combines cell summaries heard in the bridge cluster into one summary per region.
@@ -104,6 +145,7 @@ fn combine_region(region: &Region, cells: &[&HeardSummary]) -> HeardSummary {
         summary: RegionSummary {
             region: region.clone(),
             cell: 0,
+            cells: 0,
             known,
             live: live_cells.iter().map(|s| s.live).sum::<u32>().min(known),
             bridges: bridge_pairs.iter().map(|(b, _)| b.clone()).collect(),
@@ -214,6 +256,7 @@ mod tests {
         RegionSummary {
             region: region(r),
             cell,
+            cells: 0,
             known,
             live,
             bridges: vec![id(bridge)],
@@ -251,7 +294,55 @@ mod tests {
     #[test]
     fn one_cell_keeps_the_region_cluster_id() {
         assert_eq!(cluster_id("qnet", &region("eu"), 0, 1), "qnet/eu");
-        assert_eq!(cluster_id("qnet", &region("eu"), 3, 9), "qnet/eu/3");
+        assert_eq!(cluster_id("qnet", &region("eu"), 3, 9), "qnet/eu/3-of-9");
+        assert_ne!(
+            cluster_id("qnet", &region("eu"), 3, 9),
+            cluster_id("qnet", &region("eu"), 3, 12),
+            "different counts never share a cluster"
+        );
+    }
+
+    #[test]
+    fn a_cell_summary_must_match_its_publisher_and_the_cell_count() {
+        let publisher = id(42);
+        let own = cell_of(&publisher, 16);
+        let s = RegionSummary {
+            cells: 16,
+            ..cell("eu", own, 10, 9, 42, 5_000)
+        };
+        assert_eq!(
+            check_cell_summary(&s, &region("eu"), &publisher, 16),
+            Ok(())
+        );
+        assert_eq!(
+            check_cell_summary(&s, &region("na"), &publisher, 16),
+            Err(CellMismatch::Region)
+        );
+        assert_eq!(
+            check_cell_summary(&s, &region("eu"), &publisher, 12),
+            Err(CellMismatch::Cells { theirs: 16 })
+        );
+        let unsplit = RegionSummary {
+            cells: 0,
+            cell: 0,
+            ..s.clone()
+        };
+        assert_eq!(
+            check_cell_summary(&unsplit, &region("eu"), &publisher, 16),
+            Err(CellMismatch::Cells { theirs: 1 })
+        );
+        assert_eq!(
+            check_cell_summary(&unsplit, &region("eu"), &publisher, 1),
+            Ok(())
+        );
+        let wrong_cell = RegionSummary {
+            cell: (own + 1) % 16,
+            ..s
+        };
+        assert_eq!(
+            check_cell_summary(&wrong_cell, &region("eu"), &publisher, 16),
+            Err(CellMismatch::Cell)
+        );
     }
 
     #[test]

@@ -65,6 +65,12 @@ pub struct RegionSummary {
     /// combined summaries bridges copy, and then left out of the encoding.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub cell: u16,
+    /// How many cells the publishing bridge splits its region into (its
+    /// `--cells-per-region`); 0 in a region of one cell and in combined summaries, and then
+    /// left out of the encoding. A cell summary whose count differs from a node's own is
+    /// ignored there (see `cell::check_cell_summary`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub cells: u16,
     /// Members seen within the retention window.
     pub known: u32,
     /// Live members.
@@ -99,7 +105,8 @@ impl RegionSummary {
         // bridge ids must be node ids: free-form strings could make the summary's own
         // encoding exceed MAX_SUMMARY_BYTES, so a copied summary would no longer decode
         let sane = s.live <= s.known
-            && s.cell < super::cell::MAX_CELLS
+            && s.cells <= super::cell::MAX_CELLS
+            && s.cell < s.cells.max(1)
             && s.bridges.len() <= MAX_SUMMARY_ADDRS
             && s.bridges.iter().all(|b| NodeId::parse(b).is_some())
             && (s.bridge_addrs.is_empty() || s.bridge_addrs.len() == s.bridges.len())
@@ -169,6 +176,7 @@ mod tests {
     fn sample(head: Option<u64>, updated_ms: u64) -> RegionSummary {
         RegionSummary {
             cell: 0,
+            cells: 0,
             region: Region::new("eu").unwrap(),
             known: 3,
             live: 2,
@@ -230,6 +238,7 @@ mod tests {
     fn summary_round_trip_and_sanity() {
         let s = RegionSummary {
             cell: 0,
+            cells: 0,
             region: Region::new("eu").unwrap(),
             known: 3,
             live: 2,
@@ -255,5 +264,24 @@ mod tests {
         let mut bad = s.clone();
         bad.bridges = vec!["00112233AABBCCDD".into()];
         assert_eq!(RegionSummary::decode(&bad.encode()), None, "upper-case hex");
+        let split = RegionSummary {
+            cell: 15,
+            cells: 16,
+            ..s.clone()
+        };
+        assert!(split.encode().contains("\"cells\":16"));
+        assert_eq!(RegionSummary::decode(&split.encode()), Some(split.clone()));
+        for (cell, cells) in [(16, 16), (1, 0), (1, 1), (0, 65)] {
+            let bad = RegionSummary {
+                cell,
+                cells,
+                ..s.clone()
+            };
+            assert_eq!(
+                RegionSummary::decode(&bad.encode()),
+                None,
+                "cell {cell} of {cells}"
+            );
+        }
     }
 }

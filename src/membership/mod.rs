@@ -97,6 +97,9 @@ const PUSH_FANOUT: usize = 4;
 /// missing by `RegionMemory`, not by chitchat, so forgetting dead bridges sooner loses
 /// nothing; chitchat re-admits a collected member that gossips again.
 const BRIDGE_GRACE: Duration = Duration::from_secs(30);
+/// Most bridges warned about for another cell count (the rest are ignored silently).
+const MAX_CELL_COUNT_WARNINGS: usize = 64;
+
 /// Most card verifications cached.
 const MAX_CACHED_CARDS: usize = 20_000;
 
@@ -273,6 +276,7 @@ impl Membership {
             regional_guard,
             bridge_guard: GuardHandle::default(),
             bridge_role: bridge_role::BridgeRole::default(),
+            cell_count_warned: HashSet::new(),
         };
         let task = tokio::spawn(worker.run(stop_rx));
         Ok(Membership {
@@ -405,6 +409,8 @@ struct Worker {
     params: MembershipParams,
     /// This node's gossip cell in its region (`cell`).
     cell: u16,
+    /// Bridges already warned about for another cell count.
+    cell_count_warned: HashSet<String>,
     shared: Arc<Shared>,
     cards: HashMap<(ChitchatId, String), Option<MemberCard>>,
     memory: RegionMemory,
@@ -644,6 +650,7 @@ impl Worker {
                         prev.as_ref(),
                         RegionSummary {
                             cell: self.cell,
+                            cells: self.split_cells(),
                             ..own.to_summary(now)
                         },
                         now,
@@ -668,20 +675,30 @@ impl Worker {
                     if own_cell || !o.ready {
                         continue;
                     }
-                    let source_cell = self.cell_of(&o.id);
                     if o.live {
                         bridge_peers_live += 1;
                     }
                     for (k, v) in &o.kv {
-                        if k == keys::KEY_SUMMARY {
-                            if let Some(summary) = RegionSummary::decode(v) {
-                                if summary.region == o.card.region && summary.cell == source_cell {
-                                    copies.push(HeardSummary {
-                                        summary,
-                                        source_live: o.live,
-                                    });
-                                }
+                        if k != keys::KEY_SUMMARY {
+                            continue;
+                        }
+                        let Some(summary) = RegionSummary::decode(v) else {
+                            continue;
+                        };
+                        match cell::check_cell_summary(
+                            &summary,
+                            &o.card.region,
+                            &o.id.node_id,
+                            self.params.config.cells_per_region,
+                        ) {
+                            Ok(()) => copies.push(HeardSummary {
+                                summary,
+                                source_live: o.live,
+                            }),
+                            Err(cell::CellMismatch::Cells { theirs }) => {
+                                self.warn_cell_count(&o.id.node_id, &o.card.region, theirs)
                             }
+                            Err(_) => {}
                         }
                     }
                 }
@@ -765,6 +782,32 @@ impl Worker {
     /// Whether a member of `region` with chitchat id `id` gossips in this node's cell.
     fn in_own_cell(&self, region: &Region, id: &ChitchatId) -> bool {
         *region == self.params.region && self.cell_of(id) == self.cell
+    }
+
+    /// This node's cell count as published in its cell summaries (0 when not split).
+    fn split_cells(&self) -> u16 {
+        match self.params.config.cells_per_region {
+            0 | 1 => 0,
+            n => n,
+        }
+    }
+
+    /// Warns, once per bridge, that a bridge splits regions into another number of cells
+    /// (its summaries are ignored: every node must use the same `--cells-per-region`).
+    fn warn_cell_count(&mut self, node_id: &str, region: &Region, theirs: u16) {
+        if self.cell_count_warned.len() >= MAX_CELL_COUNT_WARNINGS
+            || !self.cell_count_warned.insert(node_id.to_string())
+        {
+            return;
+        }
+        warn!(
+            bridge = node_id,
+            %region,
+            their_cells_per_region = theirs,
+            our_cells_per_region = self.params.config.cells_per_region.max(1),
+            "a bridge splits regions into another number of gossip cells; its region summary \
+             is ignored: every node of the network must use the same --cells-per-region"
+        );
     }
 
     /// The gossip cell of a member of any region, by its chitchat id.

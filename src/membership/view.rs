@@ -111,6 +111,7 @@ impl RegionStatus {
     pub fn to_summary(&self, updated_ms: u64) -> RegionSummary {
         RegionSummary {
             cell: 0,
+            cells: 0,
             region: self.region.clone(),
             known: self.known,
             live: self.live,
@@ -419,6 +420,7 @@ mod tests {
     fn summary(name: &str, known: u32, live: u32, updated_ms: u64) -> RegionSummary {
         RegionSummary {
             cell: 0,
+            cells: 0,
             region: region(name),
             known,
             live,

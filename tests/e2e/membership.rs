@@ -607,11 +607,17 @@ async fn a_region_split_into_cells_gossips_per_cell_and_is_seen_whole() {
     for s in specs.iter_mut().skip(1) {
         s.bootstrap = bootstrap.clone();
     }
+    // a misconfigured eu node: three cells where the network uses two
+    let mut rogue = NodeSpec::new(&root, "eu-rogue", "eu", "super");
+    rogue.extra = vec!["--cells-per-region".into(), "3".into()];
+    rogue.bootstrap = bootstrap.clone();
     let nodes: Vec<NodeProcess> = specs.into_iter().map(NodeProcess::start).collect();
+    let rogue = NodeProcess::start(rogue);
     for (i, n) in nodes.iter().enumerate() {
         assert_eq!(node_id(n).await, ids[i], "the prepared key is used");
     }
-    // every node sees both regions whole: eu's four members over its two cells
+    // every node sees both regions whole: eu's four members over its two cells (the rogue,
+    // in a cluster of its own, is not counted)
     for n in &nodes {
         wait_for(
             &format!("{} sees eu 4/4 and na 1/1", n.spec.data_dir.display()),
@@ -645,5 +651,24 @@ async fn a_region_split_into_cells_gossips_per_cell_and_is_seen_whole() {
                 "{other} is in the other cell: {doc}"
             );
         }
+    }
+    // the rogue says why it is alone, and the bridges it meets say why they ignore it
+    let why = "every node of the network must use the same --cells-per-region";
+    wait_for("the rogue warns about the cell count", CONVERGE, || async {
+        rogue.log().contains(why).then_some(())
+    })
+    .await;
+    wait_for(
+        "a bridge of the network warns about the rogue",
+        CONVERGE,
+        || async { nodes.iter().any(|n| n.log().contains(why)).then_some(()) },
+    )
+    .await;
+    for n in &nodes {
+        let regions = regions_live(&get_json(&n.url("/v1/regions")).await.expect("regions"));
+        assert!(
+            regions.iter().any(|(r, known, _)| r == "eu" && *known == 4),
+            "eu still counts 4 members, not the rogue: {regions:?}"
+        );
     }
 }
