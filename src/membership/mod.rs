@@ -661,14 +661,29 @@ impl Worker {
                 let known_addrs: HashSet<SocketAddr> =
                     members.iter().map(|m| m.gossip_addr).collect();
                 for o in self.observe(&cluster, true).await {
+                    let summary = published_summary(&o.kv);
+                    let fits = summary.as_ref().map(|s| {
+                        cell::check_cell_summary(
+                            s,
+                            &o.card.region,
+                            &o.id.node_id,
+                            self.params.config.cells_per_region,
+                        )
+                    });
+                    if let Some(Err(cell::CellMismatch::Cells { theirs })) = fits {
+                        // another cell count: not a bridge of any cell of ours, whatever
+                        // its id hashes to
+                        self.warn_cell_count(&o.id.node_id, &o.card.region, theirs);
+                        continue;
+                    }
                     let own_cell = self.in_own_cell(&o.card.region, &o.id);
                     if own_cell && o.live && o.id != self.bridge_self_id() {
                         // another bridge of our own cell that our regional cluster does
                         // not know: the cell is split (e.g. two nodes joined it at once);
                         // gossip with its members to merge the two halves
-                        for addr in summary_seeds(&o.kv) {
-                            if !known_addrs.contains(&addr) {
-                                let _ = self.shared.regional.gossip(addr);
+                        for addr in summary.iter().flat_map(|s| &s.seeds) {
+                            if !known_addrs.contains(addr) {
+                                let _ = self.shared.regional.gossip(*addr);
                             }
                         }
                     }
@@ -678,28 +693,11 @@ impl Worker {
                     if o.live {
                         bridge_peers_live += 1;
                     }
-                    for (k, v) in &o.kv {
-                        if k != keys::KEY_SUMMARY {
-                            continue;
-                        }
-                        let Some(summary) = RegionSummary::decode(v) else {
-                            continue;
-                        };
-                        match cell::check_cell_summary(
-                            &summary,
-                            &o.card.region,
-                            &o.id.node_id,
-                            self.params.config.cells_per_region,
-                        ) {
-                            Ok(()) => copies.push(HeardSummary {
-                                summary,
-                                source_live: o.live,
-                            }),
-                            Err(cell::CellMismatch::Cells { theirs }) => {
-                                self.warn_cell_count(&o.id.node_id, &o.card.region, theirs)
-                            }
-                            Err(_) => {}
-                        }
+                    if let (Some(summary), Some(Ok(()))) = (summary, fits) {
+                        copies.push(HeardSummary {
+                            summary,
+                            source_live: o.live,
+                        });
                     }
                 }
             }
@@ -988,13 +986,11 @@ impl Worker {
     }
 }
 
-/// Regional gossip addresses listed in a bridge's published summary.
-fn summary_seeds(kv: &[(String, String)]) -> Vec<SocketAddr> {
+/// The region summary a bridge publishes in the bridge cluster, if it has a valid one.
+fn published_summary(kv: &[(String, String)]) -> Option<RegionSummary> {
     kv.iter()
-        .filter(|(k, _)| k == keys::KEY_SUMMARY)
-        .filter_map(|(_, v)| RegionSummary::decode(v))
-        .flat_map(|s| s.seeds)
-        .collect()
+        .find(|(k, _)| k == keys::KEY_SUMMARY)
+        .and_then(|(_, v)| RegionSummary::decode(v))
 }
 
 /// Views equal but for the build time and last-seen stamps.
