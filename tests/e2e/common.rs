@@ -4,7 +4,7 @@
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -12,11 +12,26 @@ use serde_json::Value;
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_qnet-node");
 
-static NEXT_PORT: AtomicU16 = AtomicU16::new(0);
+/// Ports handed out so far by this test binary (an offset into the test port range).
+static NEXT_PORT: AtomicU32 = AtomicU32::new(0);
+
+/// Lowest test port.
+const PORT_FLOOR: u32 = 10_000;
 
 fn port_free(port: u16) -> bool {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     TcpListener::bind(addr).is_ok() && UdpSocket::bind(addr).is_ok()
+}
+
+/// First port of the kernel's ephemeral range (source ports of outgoing connections); test
+/// ports stay below it, or a connection made by a test running alongside can take a port
+/// between its reservation and the node's bind ("address already in use").
+fn ephemeral_start() -> u32 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .filter(|&p: &u32| p >= PORT_FLOOR + 5_000)
+        .unwrap_or(32_768)
 }
 
 /// Three consecutive free ports: p2p (TCP+UDP), bridge gossip (UDP), API (TCP).
@@ -25,19 +40,21 @@ pub fn reserve_ports() -> u16 {
 }
 
 /// `n` consecutive free port triples (node i uses base+3i .. base+3i+2), taken in one step
-/// so that tests reserving ports at the same time never interleave with the run.
+/// so that tests reserving ports at the same time never interleave with the run. The ports
+/// lie between 10,000 and the ephemeral range, from a start that depends on the process id
+/// (test binaries running at once rarely meet), wrapping around.
 pub fn reserve_port_triples(n: u16) -> u16 {
-    if NEXT_PORT.load(Ordering::SeqCst) == 0 {
-        let seed = 20_000 + (std::process::id() % 400) as u16 * 100;
-        let _ = NEXT_PORT.compare_exchange(0, seed, Ordering::SeqCst, Ordering::SeqCst);
-    }
-    loop {
-        let base = NEXT_PORT.fetch_add(3 * n, Ordering::SeqCst);
-        assert!(base < 65_000 - 3 * n, "ran out of test ports");
-        if (base..base + 3 * n).all(port_free) {
-            return base;
+    let want = 3 * u32::from(n);
+    let span = ephemeral_start() - PORT_FLOOR - want;
+    let seed = (std::process::id() % 100) * 100;
+    for _ in 0..span {
+        let offset = NEXT_PORT.fetch_add(want, Ordering::SeqCst);
+        let base = PORT_FLOOR + (seed + offset) % span;
+        if (base..base + want).all(|p| port_free(p as u16)) {
+            return base as u16;
         }
     }
+    panic!("no {want} free consecutive test ports below the ephemeral range");
 }
 
 /// A fresh directory for one test's nodes under `target/tmp/`, kept after the run so the
