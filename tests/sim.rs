@@ -58,6 +58,10 @@ fn every_scenario_passes(mut cfg: SimConfig) {
         "loss 5%: no false failover",
         "loss 20%: no false deaths",
         "loss 20%: no false failover",
+        "1 region cut: no health warning on any surviving node",
+        "2 regions cut: health warning on every surviving node",
+        "loss 5%: no health warning",
+        "loss 20%: no health warning",
     ] {
         assert!(names.contains(&expected), "check {expected:?} did not run");
     }

@@ -357,6 +357,13 @@ impl Ctx {
     }
 
     /// How many of `who` logged at least one failover activation since `since`.
+    /// How many of `who` had a health warning at or after `since` and before `until`.
+    fn health_warned(&self, who: &[usize], since: u64, until: u64) -> usize {
+        who.iter()
+            .filter(|&&i| self.watches[i].health_warned(since, until))
+            .count()
+    }
+
     fn activated_since(&self, who: &[usize], since: u64) -> usize {
         who.iter()
             .filter(|&&i| {
@@ -902,6 +909,15 @@ async fn region_cuts(ctx: &mut Ctx) -> Result<(), SimError> {
             n_regions - 1
         ),
     );
+    let warned = ctx.health_warned(&survivors, cut_at, ctx.now());
+    ctx.check(
+        "1 region cut: no health warning on any surviving node",
+        warned == 0,
+        format!(
+            "{warned} of {} warned (one region of six missing: health about 0.83, threshold 0.8)",
+            survivors.len()
+        ),
+    );
     let (healed_at, back) = ctx.heal_regions("heal one region", &one).await;
     table.row(timing_row(
         "1 heal: every node sees all regions live again",
@@ -933,6 +949,15 @@ async fn region_cuts(ctx: &mut Ctx) -> Result<(), SimError> {
         "2 cut: failover activated on survivors",
         &activation,
     ));
+    let warned = ctx.health_warned(&survivors, cut_at, ctx.now());
+    ctx.check(
+        "2 regions cut: health warning on every surviving node",
+        warned == survivors.len(),
+        format!(
+            "{warned}/{} (health about 0.67, threshold 0.8)",
+            survivors.len()
+        ),
+    );
     let (healed_at, back) = ctx.heal_regions("heal two regions", &two).await;
     table.row(timing_row(
         "2 heal: every node sees all regions live again",
@@ -1054,6 +1079,12 @@ async fn loss(ctx: &mut Ctx) -> Result<(), SimError> {
             &format!("loss {pct:.0}%: no false failover"),
             activations == 0,
             format!("{activations} activations"),
+        );
+        let warned = ctx.health_warned(&ctx.alive(), since, end + 1);
+        ctx.check(
+            &format!("loss {pct:.0}%: no health warning"),
+            warned == 0,
+            format!("{warned} nodes warned"),
         );
     }
     ctx.fleet.net.set_loss(0.0);

@@ -1,9 +1,15 @@
-//! What each simulated node decides from its own view, as the node's routing and failover
-//! tasks would: the strategy selector with hysteresis and the failover monitor on its
-//! interval (each node with its own phase), driven from the simulator's sampling loop.
+//! What each simulated node decides from its own view, as the node's routing and monitor
+//! tasks would: the strategy selector with hysteresis, the failover monitor on its interval
+//! (each node with its own phase) and the regional health assessment, driven from the
+//! simulator's sampling loop. The health check runs at every failover check here (a node
+//! runs it on its own interval, 120 s by default); the decision, `monitor::assess` against
+//! the default 0.8 threshold, is the node's.
 
 use crate::membership::MembershipView;
-use crate::monitor::{EventKind, FailoverEvent, FailoverMonitor, FailoverPolicy};
+use crate::monitor::{
+    assess, EventKind, FailoverEvent, FailoverMonitor, FailoverPolicy,
+    DEFAULT_HEALTH_WARNING_THRESHOLD,
+};
 use crate::node::monitors::region_counts;
 use crate::node::routing::links_for;
 use crate::topology::{strategy_for, Links, Strategy, StrategySelector};
@@ -18,6 +24,8 @@ pub struct NodeWatch {
     next_check_ms: u64,
     /// Every failover event, in order.
     pub events: Vec<FailoverEvent>,
+    /// When the health check warned (network health below the threshold), in order.
+    pub health_warnings: Vec<u64>,
 }
 
 impl NodeWatch {
@@ -35,6 +43,7 @@ impl NodeWatch {
             interval_ms: interval_ms.max(1),
             next_check_ms: first_check_ms,
             events: Vec::new(),
+            health_warnings: Vec::new(),
         }
     }
 
@@ -53,11 +62,20 @@ impl NodeWatch {
         while self.next_check_ms <= now_ms {
             self.next_check_ms += self.interval_ms;
         }
-        let events = self
-            .monitor
-            .check(&view.self_region, &region_counts(view), now_ms);
+        let counts = region_counts(view);
+        if assess(&counts, DEFAULT_HEALTH_WARNING_THRESHOLD).below_threshold {
+            self.health_warnings.push(now_ms);
+        }
+        let events = self.monitor.check(&view.self_region, &counts, now_ms);
         self.events.extend(events.iter().cloned());
         events
+    }
+
+    /// Whether the health check warned at or after `since_ms` and before `until_ms`.
+    pub fn health_warned(&self, since_ms: u64, until_ms: u64) -> bool {
+        self.health_warnings
+            .iter()
+            .any(|&t| t >= since_ms && t < until_ms)
     }
 
     /// The strategy in use.
@@ -118,6 +136,31 @@ mod tests {
         assert_eq!(w.events_since(EventKind::Activated, 0).len(), 1);
         assert_eq!(w.events_since(EventKind::RegionLost, 0).len(), 2);
         assert_eq!(w.events_since(EventKind::RegionLost, 501).len(), 0);
+        assert_eq!(
+            w.health_warnings,
+            vec![500, 1500],
+            "health 6/12 at each check"
+        );
+        assert!(w.health_warned(500, 501));
+        assert!(!w.health_warned(501, 1500));
+    }
+
+    #[test]
+    fn one_region_of_six_missing_is_no_health_warning_two_are() {
+        let mut w = NodeWatch::new(FailoverPolicy::for_interval(2, 1000), 0, 1000, 0);
+        let six = ["eu", "na", "asia", "sa", "africa", "oceania"];
+        let with_down = |down: usize| {
+            let live: Vec<(&str, u32)> = six
+                .iter()
+                .enumerate()
+                .map(|(i, r)| (*r, if i > 0 && i <= down { 0 } else { 3 }))
+                .collect();
+            view(&live)
+        };
+        w.observe(&with_down(1), 0);
+        assert!(w.health_warnings.is_empty(), "health 15/18 = 0.83");
+        w.observe(&with_down(2), 1000);
+        assert_eq!(w.health_warnings, vec![1000], "health 12/18 = 0.67");
     }
 
     #[test]
