@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Runs the CI test's simulator configuration (100 nodes, 6 regions) in release over many
+# seeds, one and two gossip cells each, and summarises the runs (SIMULATION.md, "ci100").
+#
+#   scripts/sim-batch.sh OUT FIRST_SEED LAST_SEED
+#
+# OUT/summary.txt: per run the seed, the cell count, the exit code and the failed checks;
+# OUT/stats.txt: per figure the mean p50, the mean max and the largest max (seconds).
+# Exits non-zero when a run failed a check. Each run takes a few seconds of one core.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ $# -ne 3 ]; then
+  echo "usage: $0 OUT FIRST_SEED LAST_SEED" >&2
+  exit 2
+fi
+out=$1 first=$2 last=$3
+case "$first$last" in *[!0-9]*) echo "error: seeds must be numbers" >&2; exit 2 ;; esac
+[ "$first" -le "$last" ] || { echo "error: FIRST_SEED must not exceed LAST_SEED" >&2; exit 2; }
+
+cargo build --release --quiet --bin qnet-sim
+export MALLOC_MMAP_THRESHOLD_=32768
+mkdir -p "$out/runs"
+commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+{
+  echo "# $(( (last - first + 1) * 2 )) release runs of the CI configuration, commit $commit, $(date -u '+%Y-%m-%d %H:%M UTC'), seeds $first-$last, cells 1 and 2 each:"
+  echo "# qnet-sim --nodes 100 --regions 6 --scenario two-level --steady 2s --loss-phase 10s --failover-interval 2s --settle 2s --blocks 3 --cells C --seed S"
+  echo "# per run: seed, cells, exit code and number of failed checks"
+} >"$out/summary.txt"
+
+failed_runs=0
+for seed in $(seq "$first" "$last"); do
+  for cells in 1 2; do
+    dir="$out/runs/$seed-$cells"
+    set +e
+    target/release/qnet-sim --nodes 100 --regions 6 --scenario two-level --steady 2s \
+      --loss-phase 10s --failover-interval 2s --settle 2s --blocks 3 --cells "$cells" \
+      --seed "$seed" --out "$dir" >"$dir.log" 2>&1
+    code=$?
+    set -e
+    fails=$(grep -c '^check FAILED' "$dir.log" || true)
+    echo "$seed $cells exit $code fails $fails" >>"$out/summary.txt"
+    if [ "$code" -ne 0 ] || [ "$fails" -ne 0 ]; then
+      failed_runs=$((failed_runs + 1))
+    fi
+  done
+done
+
+python3 - "$out" >"$out/stats.txt" <<'EOF'
+import csv, sys
+from pathlib import Path
+
+out = Path(sys.argv[1])
+rows = {}
+def add(name, row):
+    if row is not None:
+        rows.setdefault(name, []).append((int(row["p50_ms"]) / 1000, int(row["max_ms"]) / 1000))
+
+def first(path, prefix=""):
+    if not path.exists():
+        return None
+    with path.open() as f:
+        for row in csv.DictReader(f):
+            if row["what"].startswith(prefix):
+                return row
+    return None
+
+runs = sorted(p for p in (out / "runs").iterdir() if p.is_dir())
+for run in runs:
+    cells = run.name.rsplit("-", 1)[1]
+    add(f"cold-cells{cells}", first(run / "cold_start.csv"))
+    add("crash", first(run / "crash.csv"))
+    add("cut1", first(run / "regions.csv", "1 cut: survivors' view"))
+    add("cut2", first(run / "regions.csv", "2 cut: survivors' view"))
+print(f"{out} {len(runs)} runs")
+for name, v in rows.items():
+    n = len(v)
+    p50 = sum(p for p, _ in v) / n
+    mx = sum(m for _, m in v) / n
+    print(f"  {name:<12} n={n:>3} p50 mean {p50:.2f}  max mean {mx:.2f}  max of max {max(m for _, m in v):.2f}")
+EOF
+cat "$out/stats.txt"
+echo "$failed_runs of $(( (last - first + 1) * 2 )) runs failed a check"
+[ "$failed_runs" -eq 0 ]
