@@ -18,24 +18,30 @@ out=$1 first=$2 last=$3
 case "$first$last" in *[!0-9]*) echo "error: seeds must be numbers" >&2; exit 2 ;; esac
 [ "$first" -le "$last" ] || { echo "error: FIRST_SEED must not exceed LAST_SEED" >&2; exit 2; }
 
+# the configuration of tests/sim.rs
+ci_args=(--nodes 100 --regions 6 --scenario two-level --steady 2s --loss-phase 10s
+  --failover-interval 2s --settle 2s --blocks 3)
+total=$(( (last - first + 1) * 2 ))
+
 cargo build --release --quiet --bin qnet-sim
 export MALLOC_MMAP_THRESHOLD_=32768
 mkdir -p "$out/runs"
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 {
-  echo "# $(( (last - first + 1) * 2 )) release runs of the CI configuration, commit $commit, $(date -u '+%Y-%m-%d %H:%M UTC'), seeds $first-$last, cells 1 and 2 each:"
-  echo "# qnet-sim --nodes 100 --regions 6 --scenario two-level --steady 2s --loss-phase 10s --failover-interval 2s --settle 2s --blocks 3 --cells C --seed S"
+  echo "# $total release runs of the CI configuration, commit $commit, $(date -u '+%Y-%m-%d %H:%M UTC'), seeds $first-$last, cells 1 and 2 each:"
+  echo "# qnet-sim ${ci_args[*]} --cells C --seed S"
   echo "# per run: seed, cells, exit code and number of failed checks"
 } >"$out/summary.txt"
 
 failed_runs=0
+dirs=()
 for seed in $(seq "$first" "$last"); do
   for cells in 1 2; do
     dir="$out/runs/$seed-$cells"
+    dirs+=("$dir")
     set +e
-    target/release/qnet-sim --nodes 100 --regions 6 --scenario two-level --steady 2s \
-      --loss-phase 10s --failover-interval 2s --settle 2s --blocks 3 --cells "$cells" \
-      --seed "$seed" --out "$dir" >"$dir.log" 2>&1
+    target/release/qnet-sim "${ci_args[@]}" --cells "$cells" --seed "$seed" --out "$dir" \
+      >"$dir.log" 2>&1
     code=$?
     set -e
     fails=$(grep -c '^check FAILED' "$dir.log" || true)
@@ -46,7 +52,8 @@ for seed in $(seq "$first" "$last"); do
   done
 done
 
-python3 - "$out" >"$out/stats.txt" <<'EOF'
+# only this batch's runs: OUT/runs may hold runs of an earlier batch
+python3 - "$out" "${dirs[@]}" >"$out/stats.txt" <<'EOF'
 import csv, sys
 from pathlib import Path
 
@@ -65,7 +72,7 @@ def first(path, prefix=""):
                 return row
     return None
 
-runs = sorted(p for p in (out / "runs").iterdir() if p.is_dir())
+runs = [Path(d) for d in sys.argv[2:]]
 for run in runs:
     cells = run.name.rsplit("-", 1)[1]
     add(f"cold-cells{cells}", first(run / "cold_start.csv"))
@@ -80,5 +87,5 @@ for name, v in rows.items():
     print(f"  {name:<12} n={n:>3} p50 mean {p50:.2f}  max mean {mx:.2f}  max of max {max(m for _, m in v):.2f}")
 EOF
 cat "$out/stats.txt"
-echo "$failed_runs of $(( (last - first + 1) * 2 )) runs failed a check"
+echo "$failed_runs of $total runs failed a check"
 [ "$failed_runs" -eq 0 ]
