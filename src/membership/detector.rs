@@ -18,6 +18,15 @@ pub const REGIONAL_PHI_THRESHOLD: f64 = 6.0;
 /// Phi threshold of the bridge cluster's failure detector: a region's loss is seen when its
 /// bridges die here, so this bounds how fast every node learns it.
 pub const BRIDGE_PHI_THRESHOLD: f64 = 5.0;
+/// The bridge cluster's prior mean interval is the gossip interval divided by this. chitchat
+/// blends a prior (weight of 5 intervals) into every mean, so a young window's mean sits
+/// between the prior and the measured intervals. A bridge's fresher heartbeat reaches an
+/// observer about three times per round (mean 0.32 s at a 1 s interval, 1,000 nodes, 30 s
+/// after start). With the gossip interval as the prior, the mean stayed above 0.4 s for
+/// the first tens of seconds after bridges joined, so a region cut soon after a cold start
+/// was seen up to 1 s later than in a settled network (SIMULATION.md, "Region loss right
+/// after a cold start").
+pub const BRIDGE_PRIOR_DIVISOR: u32 = 3;
 /// Heartbeat intervals the failure detector keeps per member (chitchat's default is 1,000).
 /// Phi is the time since the last heartbeat over the mean of these intervals; 100 intervals
 /// are 100 s of history at a 1 s gossip interval, plenty for a stable mean, and the window
@@ -50,7 +59,8 @@ pub enum Cluster {
 /// the way), and counting it once the member was back (a healed region cut) slowed its next
 /// detection by seconds. The bridge cluster keeps chitchat's per-heartbeat intervals: its
 /// members dying one at a time is harmless (a region is lost only when all its bridges die
-/// there) and it must see a lost region fast; it has no burst window and no floor.
+/// there) and it must see a lost region fast; it has no burst window and no floor, and its
+/// prior mean is the per-heartbeat interval it measures, not the gossip interval.
 ///
 /// The regional mean interval is never taken below the gossip interval: a member's fresh
 /// heartbeats cannot be expected more often than once a round, whatever bursts a little
@@ -61,19 +71,25 @@ pub fn detector_config(
     gossip_interval: Duration,
     grace: Duration,
 ) -> FailureDetectorConfig {
-    let (phi_threshold, burst_window, min_mean_interval) = match cluster {
+    let (phi_threshold, burst_window, min_mean_interval, prior) = match cluster {
         Cluster::Regional => (
             REGIONAL_PHI_THRESHOLD,
             gossip_interval / BURST_DIVISOR,
             gossip_interval,
+            gossip_interval,
         ),
-        Cluster::Bridge => (BRIDGE_PHI_THRESHOLD, Duration::ZERO, Duration::ZERO),
+        Cluster::Bridge => (
+            BRIDGE_PHI_THRESHOLD,
+            Duration::ZERO,
+            Duration::ZERO,
+            gossip_interval / BRIDGE_PRIOR_DIVISOR,
+        ),
     };
     FailureDetectorConfig {
         phi_threshold,
         sampling_window_size: SAMPLING_WINDOW,
         max_interval: gossip_interval.mul_f64(phi_threshold),
-        initial_interval: gossip_interval,
+        initial_interval: prior,
         dead_node_grace_period: grace,
         burst_window,
         min_mean_interval,
@@ -240,7 +256,58 @@ mod tests {
         assert_eq!(c.min_mean_interval, Duration::ZERO);
         assert_eq!(c.phi_threshold, BRIDGE_PHI_THRESHOLD);
         assert_eq!(c.max_interval, Duration::from_millis(2_500));
+        assert_eq!(c.initial_interval, Duration::from_millis(500) / 3);
         assert_eq!(c.dead_node_grace_period, Duration::from_secs(30));
+    }
+
+    /// For each detector, the silence (ms from now, in 50 ms steps) after which it first
+    /// declares the member dead.
+    async fn silence_to_death_ms(fds: &mut [FailureDetector]) -> Vec<u64> {
+        let mut died = vec![None; fds.len()];
+        let mut silent = 0;
+        while silent < 20_000 && died.iter().any(Option::is_none) {
+            for (fd, d) in fds.iter_mut().zip(died.iter_mut()) {
+                fd.update_node_liveness(&member());
+                if d.is_none() && fd.live_nodes().next().is_none() {
+                    *d = Some(silent);
+                }
+            }
+            advance(Duration::from_millis(50)).await;
+            silent += 50;
+        }
+        died.into_iter().map(|d| d.unwrap_or(silent)).collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_young_bridge_window_is_judged_like_a_settled_one() {
+        let config = detector_config(Cluster::Bridge, SECOND, SECOND * 300);
+        let gossip_prior = FailureDetectorConfig {
+            initial_interval: SECOND,
+            ..config.clone()
+        };
+        // a bridge's fresher heartbeat three times a round, for 8 s and for 100 s
+        let beats = [0, 333, 667];
+        let mut young = [
+            FailureDetector::new(gossip_prior),
+            FailureDetector::new(config),
+        ];
+        // each ends 333 ms after the last heartbeat
+        rounds(&mut young, 8, &beats).await;
+        let young_ms = silence_to_death_ms(&mut young).await;
+        let mut settled = [FailureDetector::new(detector_config(
+            Cluster::Bridge,
+            SECOND,
+            SECOND * 300,
+        ))];
+        rounds(&mut settled, 100, &beats).await;
+        let settled_ms = silence_to_death_ms(&mut settled).await[0];
+        // 5 x 0.333 s = 1.67 s of silence, less the 333 ms already passed
+        assert!((1_300..=1_400).contains(&settled_ms), "{settled_ms}");
+        assert!(young_ms[1].abs_diff(settled_ms) <= 50, "{young_ms:?}");
+        assert!(
+            young_ms[0] >= settled_ms + 500,
+            "with the gossip interval as prior the young window waits longer: {young_ms:?}"
+        );
     }
 
     #[test]

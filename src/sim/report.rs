@@ -83,6 +83,11 @@ impl Table {
     /// Prints the table and writes `<dir>/<name>.csv`.
     pub fn emit(&self, dir: &Path, name: &str) -> std::io::Result<()> {
         println!("{}", self.render());
+        self.write_csv(dir, name)
+    }
+
+    /// Writes `<dir>/<name>.csv` without printing (tables with a row per node).
+    pub fn write_csv(&self, dir: &Path, name: &str) -> std::io::Result<()> {
         std::fs::create_dir_all(dir)?;
         std::fs::write(dir.join(format!("{name}.csv")), self.csv())
     }

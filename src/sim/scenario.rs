@@ -324,6 +324,7 @@ impl Ctx {
         regions: &[usize],
     ) -> (u64, Vec<usize>, Vec<Option<f64>>) {
         self.phase(phase);
+        self.detection_timeouts(regions).await;
         for &r in regions {
             self.fleet.net.set_cut(r, true);
         }
@@ -336,6 +337,47 @@ impl Ctx {
             })
             .await;
         (cut_at, survivors, seen)
+    }
+
+    /// Prints, over the bridges outside `regions`, how long their failure detectors would
+    /// wait before declaring the bridges inside dead: per observer the longest of these
+    /// bounds when it can see the regions missing.
+    async fn detection_timeouts(&self, regions: &[usize]) {
+        let inside: HashSet<String> = self
+            .in_regions(regions, true)
+            .into_iter()
+            .filter(|i| self.fleet.nodes[*i].view().is_bridge)
+            .map(|i| self.fleet.nodes[i].plan.identity.node_id().to_string())
+            .collect();
+        let (mut all, mut longest) = (Vec::new(), Vec::new());
+        for i in self.in_regions(regions, false) {
+            let timeouts: Vec<f64> = self.fleet.nodes[i]
+                .membership
+                .bridge_detection_timeouts()
+                .await
+                .into_iter()
+                .filter(|(id, _)| inside.contains(id))
+                .map(|(_, t)| t.as_secs_f64() * 1000.0)
+                .collect();
+            if let Some(m) = timeouts.iter().copied().reduce(f64::max) {
+                longest.push(m);
+            }
+            all.extend(timeouts);
+        }
+        let p = |v: &[f64], q| ms(percentile(v, q));
+        println!(
+            "  bridge detector timeouts for the {} bridges cut off: all {} p50 {} p99 {} max {}; \
+             longest per observer ({}) p50 {} p99 {} max {}",
+            inside.len(),
+            all.len(),
+            p(&all, 50.0),
+            p(&all, 99.0),
+            p(&all, 100.0),
+            longest.len(),
+            p(&longest, 50.0),
+            p(&longest, 99.0),
+            p(&longest, 100.0),
+        );
     }
 
     /// Heals `regions` (phase `phase`) and samples until every node sees them live again and
@@ -876,10 +918,18 @@ async fn region_cuts(ctx: &mut Ctx) -> Result<(), SimError> {
         &TIMING_HEADER,
     );
 
+    // when each survivor saw each cut, one row per node (region_cut_nodes.csv)
+    let mut per_node = Table::new(
+        "region cut-offs per surviving node",
+        &["cut", "node", "region", "cell", "bridge", "seen_ms"],
+    );
+
     // one region cut off
     let one = [1usize];
     let one_names = ctx.names_of(&one);
+    let bridges = ctx.fleet.bridges();
     let (cut_at, survivors, seen) = ctx.cut_regions("one region cut off", &one).await;
+    per_node_rows(ctx, &mut per_node, "1", &bridges, &survivors, &seen);
     ctx.run_for(interval * 2 + Duration::from_secs(2)).await;
     table.row(timing_row(
         "1 cut: survivors' view shows the region missing",
@@ -935,7 +985,9 @@ async fn region_cuts(ctx: &mut Ctx) -> Result<(), SimError> {
 
     // two regions cut off
     let two = [1usize, 2usize];
+    let bridges = ctx.fleet.bridges();
     let (cut_at, survivors, seen) = ctx.cut_regions("two regions cut off", &two).await;
+    per_node_rows(ctx, &mut per_node, "2", &bridges, &survivors, &seen);
     table.row(timing_row(
         "2 cut: survivors' view shows both missing",
         &seen,
@@ -1002,7 +1054,32 @@ async fn region_cuts(ctx: &mut Ctx) -> Result<(), SimError> {
         still == 0,
         format!("{still} still active"),
     );
+    per_node.write_csv(&ctx.cfg.out, "region_cut_nodes")?;
     ctx.emit(table, "regions")
+}
+
+/// Rows of `table` for cut `cut`: each survivor's region, cell, whether it was a bridge when
+/// the cut began (`bridges`), and when it saw the cut regions missing (empty: never).
+fn per_node_rows(
+    ctx: &Ctx,
+    table: &mut Table,
+    cut: &str,
+    bridges: &[usize],
+    survivors: &[usize],
+    seen: &[Option<f64>],
+) {
+    let cells = ctx.fleet.cells;
+    for (&i, t) in survivors.iter().zip(seen) {
+        let plan = &ctx.fleet.nodes[i].plan;
+        table.row(vec![
+            cut.to_string(),
+            i.to_string(),
+            ctx.fleet.regions[plan.region].to_string(),
+            plan.cell(cells).to_string(),
+            bridges.contains(&i).to_string(),
+            t.map_or(String::new(), |v| format!("{v:.0}")),
+        ]);
+    }
 }
 
 async fn loss(ctx: &mut Ctx) -> Result<(), SimError> {
