@@ -18,15 +18,15 @@ pub const REGIONAL_PHI_THRESHOLD: f64 = 6.0;
 /// Phi threshold of the bridge cluster's failure detector: a region's loss is seen when its
 /// bridges die here, so this bounds how fast every node learns it.
 pub const BRIDGE_PHI_THRESHOLD: f64 = 5.0;
-/// The bridge cluster's prior mean interval is the gossip interval divided by this. chitchat
-/// blends a prior (weight of 5 intervals) into every mean, so a young window's mean sits
-/// between the prior and the measured intervals. A bridge's fresher heartbeat reaches an
-/// observer about three times per round (mean 0.32 s at a 1 s interval, 1,000 nodes, 30 s
-/// after start). With the gossip interval as the prior, the mean stayed above 0.4 s for
-/// the first tens of seconds after bridges joined, so a region cut soon after a cold start
-/// was seen up to 1 s later than in a settled network (SIMULATION.md, "Region loss right
-/// after a cold start").
-pub const BRIDGE_PRIOR_DIVISOR: u32 = 3;
+/// The bridge cluster's prior mean interval, as a share of its gossip interval. chitchat
+/// blends a prior (weighted as 5 intervals) into every mean, so a young window's mean sits
+/// between the prior and the intervals measured. A bridge's fresher heartbeat reaches an
+/// observer about every 0.6 rounds of the bridge cluster once it is settled (phi-5 timeouts
+/// of 1.4–1.6 s at a 0.5 s interval, 100 and 1,000 nodes). With the gossip interval as the
+/// prior, the mean stayed well above that for the first tens of seconds after the bridges
+/// joined, so a region cut soon after a cold start was seen up to 1 s later than in a
+/// settled network (SIMULATION.md, "Region loss right after a cold start").
+pub const BRIDGE_PRIOR_SHARE: f64 = 0.6;
 /// Heartbeat intervals the failure detector keeps per member (chitchat's default is 1,000).
 /// Phi is the time since the last heartbeat over the mean of these intervals; 100 intervals
 /// are 100 s of history at a 1 s gossip interval, plenty for a stable mean, and the window
@@ -82,7 +82,7 @@ pub fn detector_config(
             BRIDGE_PHI_THRESHOLD,
             Duration::ZERO,
             Duration::ZERO,
-            gossip_interval / BRIDGE_PRIOR_DIVISOR,
+            gossip_interval.mul_f64(BRIDGE_PRIOR_SHARE),
         ),
     };
     FailureDetectorConfig {
@@ -256,7 +256,7 @@ mod tests {
         assert_eq!(c.min_mean_interval, Duration::ZERO);
         assert_eq!(c.phi_threshold, BRIDGE_PHI_THRESHOLD);
         assert_eq!(c.max_interval, Duration::from_millis(2_500));
-        assert_eq!(c.initial_interval, Duration::from_millis(500) / 3);
+        assert_eq!(c.initial_interval, Duration::from_millis(300));
         assert_eq!(c.dead_node_grace_period, Duration::from_secs(30));
     }
 
@@ -280,32 +280,40 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_young_bridge_window_is_judged_like_a_settled_one() {
-        let config = detector_config(Cluster::Bridge, SECOND, SECOND * 300);
-        let gossip_prior = FailureDetectorConfig {
-            initial_interval: SECOND,
+        let interval = Duration::from_millis(500);
+        let config = detector_config(Cluster::Bridge, interval, SECOND * 30);
+        let interval_prior = FailureDetectorConfig {
+            initial_interval: interval,
             ..config.clone()
         };
-        // a bridge's fresher heartbeat three times a round, for 8 s and for 100 s
-        let beats = [0, 333, 667];
-        let mut young = [
-            FailureDetector::new(gossip_prior),
+        // a bridge's fresher heartbeat every 300 ms: 16 of them (about 5 s after it joined)
+        // and 200 (a full window); each ends at the last heartbeat
+        let beat = |fds: &mut [FailureDetector]| {
+            fds.iter_mut().for_each(|fd| fd.report_heartbeat(&member()))
+        };
+        // [young with the interval as prior, young, settled]
+        let mut fds = [
+            FailureDetector::new(interval_prior),
+            FailureDetector::new(config.clone()),
             FailureDetector::new(config),
         ];
-        // each ends 333 ms after the last heartbeat
-        rounds(&mut young, 8, &beats).await;
-        let young_ms = silence_to_death_ms(&mut young).await;
-        let mut settled = [FailureDetector::new(detector_config(
-            Cluster::Bridge,
-            SECOND,
-            SECOND * 300,
-        ))];
-        rounds(&mut settled, 100, &beats).await;
-        let settled_ms = silence_to_death_ms(&mut settled).await[0];
-        // 5 x 0.333 s = 1.67 s of silence, less the 333 ms already passed
-        assert!((1_300..=1_400).contains(&settled_ms), "{settled_ms}");
+        for k in 0..200 {
+            if k > 0 {
+                advance(Duration::from_millis(300)).await;
+            }
+            beat(&mut fds[2..]);
+            if k >= 184 {
+                beat(&mut fds[..2]);
+            }
+        }
+        let ms = silence_to_death_ms(&mut fds).await;
+        let (young_ms, settled_ms) = (&ms[..2], ms[2]);
+        // phi 5 over a 0.3 s mean: dead after 1.5 s of silence
+        assert!((1_500..=1_550).contains(&settled_ms), "{settled_ms}");
         assert!(young_ms[1].abs_diff(settled_ms) <= 50, "{young_ms:?}");
+        // (15 x 0.3 + 5 x 0.5) / 20 = 0.35 s: 1.75 s
         assert!(
-            young_ms[0] >= settled_ms + 500,
+            young_ms[0] >= settled_ms + 200,
             "with the gossip interval as prior the young window waits longer: {young_ms:?}"
         );
     }
