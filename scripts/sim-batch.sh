@@ -18,9 +18,8 @@ out=$1 first=$2 last=$3
 case "$first$last" in *[!0-9]*) echo "error: seeds must be numbers" >&2; exit 2 ;; esac
 [ "$first" -le "$last" ] || { echo "error: FIRST_SEED must not exceed LAST_SEED" >&2; exit 2; }
 
-# the configuration of tests/sim.rs
-ci_args=(--nodes 100 --regions 6 --scenario two-level --steady 2s --loss-phase 10s
-  --failover-interval 2s --settle 2s --blocks 3)
+# the configuration of tests/sim.rs (SimConfig::ci)
+ci_args=(--ci)
 total=$(( (last - first + 1) * 2 ))
 
 cargo build --release --quiet --bin qnet-sim

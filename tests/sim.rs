@@ -5,10 +5,10 @@
 //! loss causes a false death or a false failover; the same with regions split into two
 //! gossip cells.
 //!
-//! Simulated time is kept short (2 s strategy settle time, 2 s steady window, 2 s failover
-//! interval, 10 s per loss phase; about 90 s of simulated time in all) so the debug build
-//! finishes in a few minutes on two cores. The long runs are `qnet-sim` in release
-//! (SIMULATION.md).
+//! Simulated time is kept short (`SimConfig::ci`: 2 s strategy settle time, 2 s steady
+//! window, 2 s failover interval, 10 s per loss phase; about 90 s of simulated time in all)
+//! so the debug build finishes in a few minutes on two cores. The long runs are `qnet-sim`
+//! in release (SIMULATION.md).
 
 use std::time::Duration;
 
@@ -16,26 +16,21 @@ use qnet_node::sim::{self, SimConfig};
 
 #[test]
 fn hundred_nodes_in_six_regions_behave_correctly() {
-    every_scenario_passes(SimConfig::new(100, 6));
+    every_scenario_passes(SimConfig::ci(1));
 }
 
 /// The same network with every region split into two gossip cells (`membership::cell`):
 /// the same checks hold, each node gossiping with its cell only.
 #[test]
 fn regions_split_into_cells_behave_correctly() {
-    let mut cfg = SimConfig::new(100, 6);
-    cfg.membership.cells_per_region = 2;
-    every_scenario_passes(cfg);
+    every_scenario_passes(SimConfig::ci(2));
 }
 
+/// Runs `cfg` (`SimConfig::ci`, the configuration `qnet-sim --ci` and
+/// `scripts/sim-batch.sh` run in release) and checks that every check ran and passed.
 fn every_scenario_passes(mut cfg: SimConfig) {
     let dir = tempfile::tempdir().unwrap();
     cfg.out = dir.path().to_path_buf();
-    cfg.steady = Duration::from_secs(2);
-    cfg.loss_phase = Duration::from_secs(10);
-    cfg.failover_interval = Duration::from_secs(2);
-    cfg.membership.strategy_settle_time = Duration::from_secs(2);
-    cfg.blocks = 3;
     let rt = sim::runtime().unwrap();
     let outcome = rt.block_on(sim::run(cfg)).unwrap();
     let failed: Vec<_> = outcome.checks.iter().filter(|c| !c.passed).collect();

@@ -45,6 +45,13 @@ enum Part {
 #[derive(Debug, Parser)]
 #[command(name = "qnet-sim", version)]
 struct Args {
+    /// The CI test's configuration (tests/sim.rs): 100 nodes in 6 regions, every two-level
+    /// scenario with its short windows; only --cells, --seed and --out apply.
+    #[arg(long, conflicts_with_all = [
+        "nodes", "regions", "scenario", "parts", "flat_nodes", "failover_interval", "steady",
+        "loss_phase", "sample", "bridges", "settle", "blocks", "converge_limit",
+    ])]
+    ci: bool,
     /// Number of nodes.
     #[arg(long, default_value_t = 1000)]
     nodes: usize,
@@ -122,6 +129,11 @@ fn main() -> ExitCode {
     cfg.membership.bridges_per_region = usize::from(args.bridges);
     cfg.membership.strategy_settle_time = args.settle;
     cfg.blocks = usize::from(args.blocks);
+    if args.ci {
+        cfg = SimConfig::ci(args.cells);
+        cfg.out = args.out.clone();
+        cfg.seed = args.seed;
+    }
     let mut failed = 0;
     if args.scenario != Scenario::Flat {
         match run_two_level(cfg.clone()) {
@@ -132,7 +144,8 @@ fn main() -> ExitCode {
             }
         }
     }
-    if args.parts.is_empty() && matches!(args.scenario, Scenario::All | Scenario::Flat) {
+    let flat_too = !args.ci && args.parts.is_empty();
+    if flat_too && matches!(args.scenario, Scenario::All | Scenario::Flat) {
         let mut flat = cfg.clone();
         flat.nodes = args.flat_nodes.unwrap_or(args.nodes);
         flat.converge_limit = args.converge_limit.min(Duration::from_secs(120));
@@ -232,6 +245,15 @@ mod tests {
         );
         assert!(coverage(Scenario::Crash, &[]).crash);
         assert!(!coverage(Scenario::Crash, &[]).loss);
+    }
+
+    #[test]
+    fn ci_takes_only_cells_seed_and_out() {
+        let args =
+            Args::try_parse_from(["qnet-sim", "--ci", "--cells", "2", "--seed", "5"]).unwrap();
+        assert!(args.ci);
+        assert!(Args::try_parse_from(["qnet-sim", "--ci", "--nodes", "1000"]).is_err());
+        assert!(Args::try_parse_from(["qnet-sim", "--ci", "--steady", "30s"]).is_err());
     }
 
     #[test]

@@ -86,6 +86,21 @@ impl SimConfig {
             sample: Duration::from_millis(100),
         }
     }
+
+    /// The configuration of the CI test (`tests/sim.rs`), also `qnet-sim --ci`: 100 nodes in
+    /// 6 regions split into `cells` gossip cells, every two-level scenario with short
+    /// windows (2 s strategy settle time, 2 s steady window, 2 s failover interval, 10 s per
+    /// loss phase, 3 blocks per strategy; about 90 s of simulated time).
+    pub fn ci(cells: u16) -> Self {
+        let mut cfg = SimConfig::new(100, 6);
+        cfg.membership.cells_per_region = cells;
+        cfg.membership.strategy_settle_time = Duration::from_secs(2);
+        cfg.steady = Duration::from_secs(2);
+        cfg.loss_phase = Duration::from_secs(10);
+        cfg.failover_interval = Duration::from_secs(2);
+        cfg.blocks = 3;
+        cfg
+    }
 }
 
 /// Which scenarios a run goes through after the cold start (large sizes run a part), in the
