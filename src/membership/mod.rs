@@ -30,9 +30,8 @@
 //!   deaths at 20 % loss: the detector's mean"). The bridge cluster keeps per-heartbeat
 //!   intervals and phi 5 at its 0.5 s interval, since a region counts as lost when all its
 //!   bridges die there; its prior mean is the interval it measures once settled (0.3 s), so
-//!   the young windows of a cold start judge as fast as settled ones, and a bridge checks
-//!   its liveness every 100 ms, not only after each bridge round
-//!   (SIMULATION.md, "Region loss right after a cold start");
+//!   the young windows of a cold start judge as fast as settled ones (SIMULATION.md,
+//!   "Region loss right after a cold start");
 //! - the failure detector ignores heartbeat intervals longer than phi × the gossip interval
 //!   (`detector::detector_config`);
 //! - besides its tick, the worker runs a round when woken: a `region:` copy gossiped into
@@ -92,13 +91,6 @@ const REFRESH_EVERY: Duration = Duration::from_secs(60);
 const WAKE_GAP_DIVISOR: u32 = 5;
 /// Members a node gossips with at once when the regions its view shows missing change.
 const PUSH_FANOUT: usize = 4;
-/// A bridge checks its bridge cluster's liveness every gossip interval divided by this
-/// (100 ms at 1 s, a fifth of the bridge cluster's round). chitchat checks only after each
-/// of its gossip rounds, so a cut region's bridges were declared dead up to a whole bridge
-/// round (0.5 s) after their silence passed the threshold; checking in between brings the
-/// region's loss to every node up to 0.4 s sooner. A check is one phi comparison per member
-/// of the bridge cluster.
-const LIVENESS_CHECK_DIVISOR: u32 = 10;
 /// Longest dead-node grace period of the bridge cluster. Its members come and go with the
 /// bridge role (a node that bridged for a moment at a cold start, a replaced bridge), and
 /// chitchat keeps a dead member in every digest for half the grace period: at 10,000 nodes
@@ -484,12 +476,9 @@ impl Worker {
         };
         let mut limiter = wake::WakeLimiter::new((interval / WAKE_GAP_DIVISOR).as_millis() as u64);
         let mut bridge_live: Option<wake::BridgeLiveWatch> = None;
-        let mut liveness_tick = tokio::time::interval(interval / LIVENESS_CHECK_DIVISOR);
-        liveness_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut rng = rand::rngs::StdRng::from_entropy();
         loop {
             let due = limiter.due_in(self.params.clock.now_ms());
-            let bridging = bridge_live.is_some();
             let bridge_changed = async {
                 match bridge_live.as_mut() {
                     Some(w) => w.changed().await,
@@ -506,14 +495,6 @@ impl Worker {
                 } => {}
                 _ = woken.notified() => {
                     limiter.request();
-                    continue;
-                }
-                _ = liveness_tick.tick(), if bridging => {
-                    // a change of the live set shows on `bridge_live` and wakes a round
-                    let bridge = self.shared.bridge.lock().await.as_ref().map(|h| h.chitchat());
-                    if let Some(c) = bridge {
-                        c.lock().await.update_nodes_liveness();
-                    }
                     continue;
                 }
                 changed = bridge_changed => {

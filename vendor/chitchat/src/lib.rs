@@ -233,9 +233,7 @@ impl Chitchat {
 
     /// Marks the node as dead or alive depending on the new phi values and updates the live nodes
     /// watcher accordingly.
-    ///
-    /// qnet patch: public, so an application can check liveness between gossip rounds.
-    pub fn update_nodes_liveness(&mut self) {
+    pub(crate) fn update_nodes_liveness(&mut self) {
         for chitchat_id in self.cluster_state.nodes() {
             if chitchat_id != self.self_chitchat_id() {
                 self.failure_detector.update_node_liveness(chitchat_id);
