@@ -18,15 +18,6 @@ pub const REGIONAL_PHI_THRESHOLD: f64 = 6.0;
 /// Phi threshold of the bridge cluster's failure detector: a region's loss is seen when its
 /// bridges die here, so this bounds how fast every node learns it.
 pub const BRIDGE_PHI_THRESHOLD: f64 = 5.0;
-/// The bridge cluster's prior mean interval, as a share of its gossip interval. chitchat
-/// blends a prior (weighted as 5 intervals) into every mean, so a young window's mean sits
-/// between the prior and the intervals measured. A bridge's fresher heartbeat reaches an
-/// observer about every 0.6 rounds of the bridge cluster once it is settled (phi-5 timeouts
-/// of 1.4–1.6 s at a 0.5 s interval, 100 and 1,000 nodes). With the gossip interval as the
-/// prior, the mean stayed well above that for the first tens of seconds after the bridges
-/// joined, so a region cut soon after a cold start was seen up to 1 s later than in a
-/// settled network (SIMULATION.md, "Region loss right after a cold start").
-pub const BRIDGE_PRIOR_SHARE: f64 = 0.6;
 /// Heartbeat intervals the failure detector keeps per member (chitchat's default is 1,000).
 /// Phi is the time since the last heartbeat over the mean of these intervals; 100 intervals
 /// are 100 s of history at a 1 s gossip interval, plenty for a stable mean, and the window
@@ -59,8 +50,15 @@ pub enum Cluster {
 /// the way), and counting it once the member was back (a healed region cut) slowed its next
 /// detection by seconds. The bridge cluster keeps chitchat's per-heartbeat intervals: its
 /// members dying one at a time is harmless (a region is lost only when all its bridges die
-/// there) and it must see a lost region fast; it has no burst window and no floor, and its
-/// prior mean is the per-heartbeat interval it measures, not the gossip interval.
+/// there) and it must see a lost region fast; it has no burst window and no floor.
+///
+/// chitchat blends a prior of the gossip interval (weighted as 5 intervals) into every mean.
+/// A settled bridge cluster's mean is about 0.6 of its interval, so young windows (the first
+/// tens of seconds after a cold start or a heal) wait longer than settled ones: a region cut
+/// right after a cold start is seen about 0.5 s later. A prior at the settled mean removed
+/// that but took the leniency from young windows, and 2 of 160 runs of the CI configuration
+/// then saw a false region or cell loss, against none in 270 before (SIMULATION.md, "Region
+/// loss right after a cold start"); the prior stays.
 ///
 /// The regional mean interval is never taken below the gossip interval: a member's fresh
 /// heartbeats cannot be expected more often than once a round, whatever bursts a little
@@ -71,25 +69,19 @@ pub fn detector_config(
     gossip_interval: Duration,
     grace: Duration,
 ) -> FailureDetectorConfig {
-    let (phi_threshold, burst_window, min_mean_interval, prior) = match cluster {
+    let (phi_threshold, burst_window, min_mean_interval) = match cluster {
         Cluster::Regional => (
             REGIONAL_PHI_THRESHOLD,
             gossip_interval / BURST_DIVISOR,
             gossip_interval,
-            gossip_interval,
         ),
-        Cluster::Bridge => (
-            BRIDGE_PHI_THRESHOLD,
-            Duration::ZERO,
-            Duration::ZERO,
-            gossip_interval.mul_f64(BRIDGE_PRIOR_SHARE),
-        ),
+        Cluster::Bridge => (BRIDGE_PHI_THRESHOLD, Duration::ZERO, Duration::ZERO),
     };
     FailureDetectorConfig {
         phi_threshold,
         sampling_window_size: SAMPLING_WINDOW,
         max_interval: gossip_interval.mul_f64(phi_threshold),
-        initial_interval: prior,
+        initial_interval: gossip_interval,
         dead_node_grace_period: grace,
         burst_window,
         min_mean_interval,
@@ -256,7 +248,7 @@ mod tests {
         assert_eq!(c.min_mean_interval, Duration::ZERO);
         assert_eq!(c.phi_threshold, BRIDGE_PHI_THRESHOLD);
         assert_eq!(c.max_interval, Duration::from_millis(2_500));
-        assert_eq!(c.initial_interval, Duration::from_millis(300));
+        assert_eq!(c.initial_interval, Duration::from_millis(500));
         assert_eq!(c.dead_node_grace_period, Duration::from_secs(30));
     }
 
@@ -279,21 +271,16 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_young_bridge_window_is_judged_like_a_settled_one() {
+    async fn a_young_bridge_window_is_more_lenient_than_a_settled_one() {
         let interval = Duration::from_millis(500);
         let config = detector_config(Cluster::Bridge, interval, SECOND * 30);
-        let interval_prior = FailureDetectorConfig {
-            initial_interval: interval,
-            ..config.clone()
-        };
         // a bridge's fresher heartbeat every 300 ms: 16 of them (about 5 s after it joined)
         // and 200 (a full window); each ends at the last heartbeat
         let beat = |fds: &mut [FailureDetector]| {
             fds.iter_mut().for_each(|fd| fd.report_heartbeat(&member()))
         };
-        // [young with the interval as prior, young, settled]
+        // [young, settled]
         let mut fds = [
-            FailureDetector::new(interval_prior),
             FailureDetector::new(config.clone()),
             FailureDetector::new(config),
         ];
@@ -301,21 +288,16 @@ mod tests {
             if k > 0 {
                 advance(Duration::from_millis(300)).await;
             }
-            beat(&mut fds[2..]);
+            beat(&mut fds[1..]);
             if k >= 184 {
-                beat(&mut fds[..2]);
+                beat(&mut fds[..1]);
             }
         }
         let ms = silence_to_death_ms(&mut fds).await;
-        let (young_ms, settled_ms) = (&ms[..2], ms[2]);
-        // phi 5 over a 0.3 s mean: dead after 1.5 s of silence
-        assert!((1_500..=1_550).contains(&settled_ms), "{settled_ms}");
-        assert!(young_ms[1].abs_diff(settled_ms) <= 50, "{young_ms:?}");
-        // (15 x 0.3 + 5 x 0.5) / 20 = 0.35 s: 1.75 s
-        assert!(
-            young_ms[0] >= settled_ms + 200,
-            "with the gossip interval as prior the young window waits longer: {young_ms:?}"
-        );
+        // settled: phi 5 over (100 x 0.3 + 5 x 0.5) / 105 = 0.31 s, dead after 1.55 s;
+        // young: (15 x 0.3 + 5 x 0.5) / 20 = 0.35 s, dead after 1.75 s
+        assert!((1_500..=1_600).contains(&ms[1]), "{ms:?}");
+        assert!((1_700..=1_800).contains(&ms[0]), "{ms:?}");
     }
 
     #[test]

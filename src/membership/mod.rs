@@ -29,9 +29,7 @@
 //!   3 to 5 silent rounds depending on how bursty gossip had been (SIMULATION.md, "False
 //!   deaths at 20 % loss: the detector's mean"). The bridge cluster keeps per-heartbeat
 //!   intervals and phi 5 at its 0.5 s interval, since a region counts as lost when all its
-//!   bridges die there; its prior mean is the interval it measures once settled (0.3 s), so
-//!   the young windows of a cold start judge as fast as settled ones (SIMULATION.md,
-//!   "Region loss right after a cold start");
+//!   bridges die there;
 //! - the failure detector ignores heartbeat intervals longer than phi × the gossip interval
 //!   (`detector::detector_config`);
 //! - besides its tick, the worker runs a round when woken: a `region:` copy gossiped into
@@ -39,8 +37,9 @@
 //!   bridge cluster's live set changed; [`wake::WakeLimiter`] allows one woken round per
 //!   fifth of the gossip interval, so a burst of changes costs a few rounds;
 //! - when a round changes the regions the view shows missing, the node gossips at once with
-//!   a few random live members of its region; each node does so once per change, so the
-//!   news cascades through the region within a few network delays, not gossip rounds.
+//!   the two live members of its region that follow it in node-id order and four random
+//!   others; each node does so once per change, so the news cascades through the region
+//!   within a few network delays, not gossip rounds, and the ring leaves nobody out.
 
 pub mod admission;
 pub mod bridge_role;
@@ -89,8 +88,12 @@ use view::{HeardSummary, OwnRegionInput, RegionMemory};
 const REFRESH_EVERY: Duration = Duration::from_secs(60);
 /// A woken round runs at most once per gossip interval divided by this (200 ms at 1 s).
 const WAKE_GAP_DIVISOR: u32 = 5;
-/// Members a node gossips with at once when the regions its view shows missing change.
+/// Members a node gossips with at once, picked at random, when the regions its view shows
+/// missing change.
 const PUSH_FANOUT: usize = 4;
+/// Members that follow the node in node-id order it also gossips with then, so that nobody
+/// is left out of the cascade ([`wake::push_targets`]).
+const PUSH_SUCCESSORS: usize = 2;
 /// Longest dead-node grace period of the bridge cluster. Its members come and go with the
 /// bridge role (a node that bridged for a moment at a cold start, a replaced bridge), and
 /// chitchat keeps a dead member in every digest for half the grace period: at 10,000 nodes
@@ -514,7 +517,7 @@ impl Worker {
             if view.missing_regions() != missing_before {
                 // tell a few members at once instead of waiting for their gossip rounds;
                 // each node does this once per change of its view, so it cascades
-                for addr in wake::push_targets(&view, PUSH_FANOUT, &mut rng) {
+                for addr in wake::push_targets(&view, PUSH_SUCCESSORS, PUSH_FANOUT, &mut rng) {
                     let _ = self.shared.regional.gossip(addr);
                 }
             }

@@ -74,11 +74,39 @@ pub fn copy_disagrees(view: &MembershipView, name: &str, value: &str) -> bool {
     (summary.live == 0) != viewed_missing
 }
 
-/// Up to `fanout` distinct live members of the view's own region, other than the node itself,
-/// picked at random: whom to gossip with at once when the view's missing regions changed.
-pub fn push_targets(view: &MembershipView, fanout: usize, rng: &mut impl Rng) -> Vec<SocketAddr> {
-    let peers: Vec<SocketAddr> = view.live_peers().map(|m| m.gossip_addr).collect();
-    peers.choose_multiple(rng, fanout).copied().collect()
+/// Whom to gossip with at once when the view's missing regions changed: the `successors`
+/// live members of the view's own region (its cell when split) that follow the node in
+/// node-id order, wrapping around, then up to `fanout` others picked at random; distinct,
+/// never the node itself.
+///
+/// The random picks spread the news in a few network delays, but with every node picking
+/// 4 at random about e^-4 = 1.8 % of a region is picked by nobody and waits for its own
+/// next gossip round (the last survivors to see a region cut, up to 1 s after the rest;
+/// SIMULATION.md, "Region loss right after a cold start"). The successors close that gap:
+/// each node's predecessors in the ring are among the first to learn, and they push to it.
+pub fn push_targets(
+    view: &MembershipView,
+    successors: usize,
+    fanout: usize,
+    rng: &mut impl Rng,
+) -> Vec<SocketAddr> {
+    let mut peers: Vec<(&str, SocketAddr)> = view
+        .live_peers()
+        .map(|m| (m.node_id.as_str(), m.gossip_addr))
+        .collect();
+    peers.sort_unstable();
+    peers.dedup();
+    let me = view.self_id.as_str();
+    let start = peers.partition_point(|(id, _)| *id < me);
+    let ring = successors.min(peers.len());
+    let mut out: Vec<SocketAddr> = (0..ring)
+        .map(|k| peers[(start + k) % peers.len()].1)
+        .collect();
+    let rest: Vec<SocketAddr> = (ring..peers.len())
+        .map(|k| peers[(start + k) % peers.len()].1)
+        .collect();
+    out.extend(rest.choose_multiple(rng, fanout).copied());
+    out
 }
 
 /// Follows the bridge cluster's live set (chitchat's live-nodes watch, which also fires when
@@ -236,15 +264,55 @@ mod tests {
             view.members.push(member(i, id, i != 5));
         }
         let mut rng = StdRng::seed_from_u64(1);
-        let picked = push_targets(&view, 3, &mut rng);
+        let picked = push_targets(&view, 1, 2, &mut rng);
         assert_eq!(picked.len(), 3);
         let distinct: BTreeSet<_> = picked.iter().collect();
         assert_eq!(distinct.len(), 3);
         for addr in &picked {
             assert!((9_001..=9_004).contains(&addr.port()), "{addr}");
         }
-        let all = push_targets(&view, 10, &mut rng);
+        let all = push_targets(&view, 2, 10, &mut rng);
         assert_eq!(all.len(), 4, "only the live peers, never self");
+        let distinct: BTreeSet<_> = all.iter().collect();
+        assert_eq!(distinct.len(), 4);
+    }
+
+    #[test]
+    fn every_member_is_pushed_to_by_its_ring_predecessors() {
+        let ids: Vec<_> = (0..20)
+            .map(|_| Identity::generate().node_id().clone())
+            .collect();
+        let addr = |i: usize| SocketAddr::from(([127, 0, 0, 1], 9_000 + i as u16));
+        let views: Vec<MembershipView> = ids
+            .iter()
+            .map(|me| {
+                let mut view = MembershipView::empty(me.clone(), region("eu"));
+                for (i, id) in ids.iter().enumerate() {
+                    view.members.push(Member {
+                        node_id: id.clone(),
+                        generation: 1,
+                        gossip_addr: addr(i),
+                        region: region("eu"),
+                        node_type: NodeType::Full,
+                        live: true,
+                        ready: true,
+                        head: None,
+                        last_seen_ms: 0,
+                        bridge: false,
+                    });
+                }
+                view
+            })
+            .collect();
+        let mut rng = StdRng::seed_from_u64(3);
+        let mut pushed_to = vec![0; ids.len()];
+        for view in &views {
+            // no random picks: only the ring
+            for a in push_targets(view, 2, 0, &mut rng) {
+                pushed_to[usize::from(a.port() - 9_000)] += 1;
+            }
+        }
+        assert!(pushed_to.iter().all(|&n| n == 2), "{pushed_to:?}");
     }
 
     fn live_map(ids: &[u16], version: u64) -> BTreeMap<ChitchatId, NodeState> {
