@@ -57,8 +57,9 @@ pub enum Cluster {
 /// tens of seconds after a cold start or a heal) wait longer than settled ones: a region cut
 /// right after a cold start is seen about 0.5 s later. A prior at the settled mean removed
 /// that but took the leniency from young windows, and 2 of 160 runs of the CI configuration
-/// then saw a false region or cell loss, against none in 270 before (SIMULATION.md, "Region
-/// loss right after a cold start"); the prior stays.
+/// then failed a check (a region falsely missing at 20 % loss; a health warning in a
+/// one-region cut), against none in 270 before (SIMULATION.md, "Region loss right after a
+/// cold start"); the prior stays.
 ///
 /// The regional mean interval is never taken below the gossip interval: a member's fresh
 /// heartbeats cannot be expected more often than once a round, whatever bursts a little
