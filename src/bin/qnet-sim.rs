@@ -112,28 +112,28 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error")),
         )
         .init();
-    let mut cfg = SimConfig::new(args.nodes, args.regions);
-    cfg.out = args.out.clone();
-    cfg.failover_interval = args.failover_interval;
-    cfg.seed = args.seed;
-    cfg.steady = args.steady;
-    cfg.loss_phase = args.loss_phase;
-    cfg.coverage = coverage(args.scenario, &args.parts);
     if args.sample.is_zero() {
         eprintln!("error: --sample must be greater than zero");
         return ExitCode::FAILURE;
     }
-    cfg.sample = args.sample;
-    cfg.converge_limit = args.converge_limit;
-    cfg.membership.cells_per_region = args.cells;
-    cfg.membership.bridges_per_region = usize::from(args.bridges);
-    cfg.membership.strategy_settle_time = args.settle;
-    cfg.blocks = usize::from(args.blocks);
-    if args.ci {
-        cfg = SimConfig::ci(args.cells);
-        cfg.out = args.out.clone();
-        cfg.seed = args.seed;
-    }
+    let mut cfg = if args.ci {
+        SimConfig::ci(args.cells)
+    } else {
+        let mut cfg = SimConfig::new(args.nodes, args.regions);
+        cfg.failover_interval = args.failover_interval;
+        cfg.steady = args.steady;
+        cfg.loss_phase = args.loss_phase;
+        cfg.coverage = coverage(args.scenario, &args.parts);
+        cfg.sample = args.sample;
+        cfg.converge_limit = args.converge_limit;
+        cfg.membership.cells_per_region = args.cells;
+        cfg.membership.bridges_per_region = usize::from(args.bridges);
+        cfg.membership.strategy_settle_time = args.settle;
+        cfg.blocks = usize::from(args.blocks);
+        cfg
+    };
+    cfg.out = args.out.clone();
+    cfg.seed = args.seed;
     let mut failed = 0;
     if args.scenario != Scenario::Flat {
         match run_two_level(cfg.clone()) {

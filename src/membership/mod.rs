@@ -342,10 +342,10 @@ impl Membership {
         };
         bridge
             .with_chitchat(|c| {
-                let ids: Vec<ChitchatId> = c.node_states().keys().cloned().collect();
-                ids.into_iter()
+                c.node_states()
+                    .keys()
                     .filter_map(|id| {
-                        let t = c.failure_detection_timeout(&id)?;
+                        let t = c.failure_detection_timeout(id)?;
                         Some((id.node_id.to_string(), t))
                     })
                     .collect()

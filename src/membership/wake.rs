@@ -96,17 +96,15 @@ pub fn push_targets(
         .collect();
     peers.sort_unstable();
     peers.dedup();
+    // the ring from the node's successor on
     let me = view.self_id.as_str();
     let start = peers.partition_point(|(id, _)| *id < me);
-    let ring = successors.min(peers.len());
-    let mut out: Vec<SocketAddr> = (0..ring)
-        .map(|k| peers[(start + k) % peers.len()].1)
-        .collect();
-    let rest: Vec<SocketAddr> = (ring..peers.len())
-        .map(|k| peers[(start + k) % peers.len()].1)
-        .collect();
-    out.extend(rest.choose_multiple(rng, fanout).copied());
-    out
+    peers.rotate_left(start);
+    let (ring, rest) = peers.split_at(successors.min(peers.len()));
+    ring.iter()
+        .chain(rest.choose_multiple(rng, fanout))
+        .map(|(_, addr)| *addr)
+        .collect()
 }
 
 /// Follows the bridge cluster's live set (chitchat's live-nodes watch, which also fires when
@@ -139,7 +137,7 @@ impl BridgeLiveWatch {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::identity::{Identity, NodeType};
+    use crate::identity::{Identity, NodeId, NodeType};
     use crate::membership::view::{Member, RegionStatus};
     use crate::region::Region;
     use rand::rngs::StdRng;
@@ -242,11 +240,9 @@ mod tests {
         assert!(!copy_disagrees(&view, "eu", &copy("eu", 0)), "own region");
     }
 
-    #[test]
-    fn push_targets_are_distinct_live_peers() {
-        let mut view = view_with(&[]);
-        let me = view.self_id.clone();
-        let member = |i: u16, node_id, live| Member {
+    /// A full member of `eu` gossiping on 127.0.0.1:(9000 + `i`).
+    fn member(i: u16, node_id: NodeId, live: bool) -> Member {
+        Member {
             node_id,
             generation: 1,
             gossip_addr: SocketAddr::from(([127, 0, 0, 1], 9_000 + i)),
@@ -257,7 +253,13 @@ mod tests {
             head: None,
             last_seen_ms: 0,
             bridge: false,
-        };
+        }
+    }
+
+    #[test]
+    fn push_targets_are_distinct_live_peers() {
+        let mut view = view_with(&[]);
+        let me = view.self_id.clone();
         view.members.push(member(0, me, true));
         for i in 1..=5u16 {
             let id = Identity::generate().node_id().clone();
@@ -282,24 +284,12 @@ mod tests {
         let ids: Vec<_> = (0..20)
             .map(|_| Identity::generate().node_id().clone())
             .collect();
-        let addr = |i: usize| SocketAddr::from(([127, 0, 0, 1], 9_000 + i as u16));
         let views: Vec<MembershipView> = ids
             .iter()
             .map(|me| {
                 let mut view = MembershipView::empty(me.clone(), region("eu"));
-                for (i, id) in ids.iter().enumerate() {
-                    view.members.push(Member {
-                        node_id: id.clone(),
-                        generation: 1,
-                        gossip_addr: addr(i),
-                        region: region("eu"),
-                        node_type: NodeType::Full,
-                        live: true,
-                        ready: true,
-                        head: None,
-                        last_seen_ms: 0,
-                        bridge: false,
-                    });
+                for (i, id) in (0u16..).zip(&ids) {
+                    view.members.push(member(i, id.clone(), true));
                 }
                 view
             })

@@ -942,7 +942,7 @@ async fn region_cuts(ctx: &mut Ctx) -> Result<(), SimError> {
     // one region cut off
     let one = [1usize];
     let one_names = ctx.names_of(&one);
-    let bridges = ctx.fleet.bridges();
+    let bridges: HashSet<usize> = ctx.fleet.bridges().into_iter().collect();
     let (cut_at, survivors, seen) = ctx.cut_regions("one region cut off", &one).await;
     per_node_rows(ctx, &mut per_node, "1", &bridges, &survivors, &seen);
     ctx.run_for(interval * 2 + Duration::from_secs(2)).await;
@@ -1000,7 +1000,7 @@ async fn region_cuts(ctx: &mut Ctx) -> Result<(), SimError> {
 
     // two regions cut off
     let two = [1usize, 2usize];
-    let bridges = ctx.fleet.bridges();
+    let bridges: HashSet<usize> = ctx.fleet.bridges().into_iter().collect();
     let (cut_at, survivors, seen) = ctx.cut_regions("two regions cut off", &two).await;
     per_node_rows(ctx, &mut per_node, "2", &bridges, &survivors, &seen);
     table.row(timing_row(
@@ -1079,7 +1079,7 @@ fn per_node_rows(
     ctx: &Ctx,
     table: &mut Table,
     cut: &str,
-    bridges: &[usize],
+    bridges: &HashSet<usize>,
     survivors: &[usize],
     seen: &[Option<f64>],
 ) {
