@@ -2,7 +2,12 @@
 # Runs the CI test's simulator configuration (100 nodes, 6 regions) in release over many
 # seeds, one and two gossip cells each, and summarises the runs (SIMULATION.md, "ci100").
 #
-#   scripts/sim-batch.sh OUT FIRST_SEED LAST_SEED
+#   scripts/sim-batch.sh OUT FIRST_SEED LAST_SEED [QNET-SIM OPTIONS...]
+#
+# Options after the seeds replace --ci (e.g. a longer loss phase to compare detectors:
+# --nodes 100 --parts loss --settle 2s --failover-interval 2s --loss-phase 60s); --cells,
+# --seed and --out are added per run. QNET_SIM=path runs that binary instead of building
+# target/release/qnet-sim (a build of another commit, for a side-by-side comparison).
 #
 # OUT/summary.txt: per run the seed, the cell count, the exit code and the failed checks;
 # OUT/stats.txt: per figure the mean p50, the mean max and the largest max (seconds).
@@ -10,24 +15,31 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if [ $# -ne 3 ]; then
-  echo "usage: $0 OUT FIRST_SEED LAST_SEED" >&2
+if [ $# -lt 3 ]; then
+  echo "usage: $0 OUT FIRST_SEED LAST_SEED [QNET-SIM OPTIONS...]" >&2
   exit 2
 fi
 out=$1 first=$2 last=$3
+shift 3
 case "$first$last" in *[!0-9]*) echo "error: seeds must be numbers" >&2; exit 2 ;; esac
 [ "$first" -le "$last" ] || { echo "error: FIRST_SEED must not exceed LAST_SEED" >&2; exit 2; }
 
-# the configuration of tests/sim.rs (SimConfig::ci)
-ci_args=(--ci)
+# the configuration of tests/sim.rs (SimConfig::ci) unless options were given
+if [ $# -gt 0 ]; then ci_args=("$@"); else ci_args=(--ci); fi
 total=$(( (last - first + 1) * 2 ))
 
-cargo build --release --quiet --bin qnet-sim
+if [ -n "${QNET_SIM:-}" ]; then
+  sim=$QNET_SIM
+else
+  cargo build --release --quiet --bin qnet-sim
+  sim=target/release/qnet-sim
+fi
 export MALLOC_MMAP_THRESHOLD_=32768
 mkdir -p "$out/runs"
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+[ -z "${QNET_SIM:-}" ] || commit="binary $QNET_SIM"
 {
-  echo "# $total release runs of the CI configuration, commit $commit, $(date -u '+%Y-%m-%d %H:%M UTC'), seeds $first-$last, cells 1 and 2 each:"
+  echo "# $total release runs, commit $commit, $(date -u '+%Y-%m-%d %H:%M UTC'), seeds $first-$last, cells 1 and 2 each:"
   echo "# qnet-sim ${ci_args[*]} --cells C --seed S"
   echo "# per run: seed, cells, exit code and number of failed checks"
 } >"$out/summary.txt"
@@ -39,7 +51,7 @@ for seed in $(seq "$first" "$last"); do
     dir="$out/runs/$seed-$cells"
     dirs+=("$dir")
     set +e
-    target/release/qnet-sim "${ci_args[@]}" --cells "$cells" --seed "$seed" --out "$dir" \
+    "$sim" "${ci_args[@]}" --cells "$cells" --seed "$seed" --out "$dir" \
       >"$dir.log" 2>&1
     code=$?
     set -e

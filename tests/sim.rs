@@ -57,6 +57,8 @@ fn every_scenario_passes(mut cfg: SimConfig) {
         "2 regions cut: health warning on every surviving node",
         "loss 5%: no health warning",
         "loss 20%: no health warning",
+        "deaf bridge: no region seen missing",
+        "deaf bridge: no failover",
     ] {
         assert!(names.contains(&expected), "check {expected:?} did not run");
     }

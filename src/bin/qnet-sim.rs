@@ -39,6 +39,8 @@ enum Part {
     Cuts,
     /// The 5 % and 20 % loss phases.
     Loss,
+    /// One bridge deaf in the bridge cluster for 3 s.
+    Deaf,
 }
 
 /// Simulates a qnet network of many nodes in one process.
@@ -63,7 +65,7 @@ struct Args {
     scenario: Scenario,
     /// Two-level scenarios to run after the cold start, comma-separated, in place of those
     /// of --scenario (one cold start for several parts of a large run); they run in the
-    /// order steady, propagation, crash, cuts, loss.
+    /// order steady, propagation, crash, cuts, loss, deaf.
     #[arg(long, value_enum, value_delimiter = ',', conflicts_with = "scenario")]
     parts: Vec<Part>,
     /// Output directory for CSV and SVG files.
@@ -178,6 +180,7 @@ fn coverage(scenario: Scenario, parts: &[Part]) -> Coverage {
             Part::Crash => c.crash = true,
             Part::Cuts => c.cuts = true,
             Part::Loss => c.loss = true,
+            Part::Deaf => c.deaf = true,
         }
     }
     c

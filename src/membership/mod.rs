@@ -32,6 +32,10 @@
 //!   bridges die there;
 //! - the failure detector ignores heartbeat intervals longer than phi × the gossip interval
 //!   (`detector::detector_config`);
+//! - a bridge counts a bridge-cluster member dead only once it has been silent 2 bridge
+//!   intervals longer than the freshest member of another region (or 10 intervals in all):
+//!   a bridge that hears nothing for a while under loss sees every member fall silent at
+//!   once and would otherwise take several regions for lost ([`hearing`]);
 //! - besides its tick, the worker runs a round when woken: a `region:` copy gossiped into
 //!   the regional cluster disagrees with the view on whether that region is missing, or the
 //!   bridge cluster's live set changed; [`wake::WakeLimiter`] allows one woken round per
@@ -48,6 +52,7 @@ pub mod cell;
 pub mod detector;
 pub mod digest;
 pub mod head_pace;
+pub mod hearing;
 pub mod keys;
 pub mod liveness;
 pub mod store;
@@ -258,6 +263,8 @@ impl Membership {
         // remembered regions only seed the bridge cluster (see node::seeds); they are not
         // restored as missing, so a restarted node never raises a stale failover
         let memory = RegionMemory::default();
+        let bridge_hearing =
+            hearing::Hearing::for_interval(bridge_interval(params.config.gossip_interval));
         let worker = Worker {
             cell,
             lone_start: !params.expect_peers,
@@ -278,6 +285,8 @@ impl Membership {
             self_id: id,
             regional_liveness: liveness::LivenessFilter::default(),
             bridge_liveness: liveness::LivenessFilter::default(),
+            bridge_hearing,
+            bridge_recheck_in: None,
             regional_guard,
             bridge_guard: GuardHandle::default(),
             bridge_role: bridge_role::BridgeRole::default(),
@@ -419,6 +428,11 @@ async fn spawn_cluster(
         })
 }
 
+/// The bridge cluster's gossip interval: twice as often as the regional clusters.
+fn bridge_interval(gossip_interval: Duration) -> Duration {
+    (gossip_interval / 2).max(Duration::from_millis(50))
+}
+
 /// Shared access to one chitchat cluster's state.
 type ClusterRef = Arc<tokio::sync::Mutex<chitchat::Chitchat>>;
 
@@ -450,6 +464,10 @@ struct Worker {
     self_id: ChitchatId,
     regional_liveness: liveness::LivenessFilter,
     bridge_liveness: liveness::LivenessFilter,
+    /// Confirms bridge-cluster deaths against what this node hears of other regions.
+    bridge_hearing: hearing::Hearing,
+    /// When a death held back by `bridge_hearing` is due to be confirmed.
+    bridge_recheck_in: Option<Duration>,
     /// What the regional cluster's transport guard admits against.
     regional_guard: GuardHandle,
     /// What the bridge cluster's transport guard admits against.
@@ -513,6 +531,10 @@ impl Worker {
             let missing_before = self.view_tx.borrow().missing_regions();
             self.round().await;
             limiter.ran(self.params.clock.now_ms());
+            if let Some(wait) = self.bridge_recheck_in.take() {
+                // a bridge-cluster death held back for want of hearing comes due then
+                limiter.request_after(wait.as_millis() as u64, self.params.clock.now_ms());
+            }
             let view = self.view_tx.borrow().clone();
             if view.missing_regions() != missing_before {
                 // tell a few members at once instead of waiting for their gossip rounds;
@@ -543,18 +565,30 @@ impl Worker {
 
     /// Reads a cluster and returns its members whose cards verify; publishes what the
     /// cluster's transport guard admits digests against.
+    /// In the bridge cluster a death is also weighed against the node's hearing of the other
+    /// regions ([`hearing`]).
     async fn observe(&mut self, cluster: &ClusterRef, bridge: bool) -> Vec<Observed> {
-        let (states, live): (Vec<NodeState>, HashSet<ChitchatId>) = {
+        let (states, live, silences) = {
             let c = cluster.lock().await;
             let live: HashSet<ChitchatId> = c.live_nodes().cloned().collect();
-            (c.node_states().values().cloned().collect(), live)
+            let states: Vec<NodeState> = c.node_states().values().cloned().collect();
+            let silences: Vec<Option<Duration>> = if bridge {
+                states
+                    .iter()
+                    .map(|s| c.heartbeat_silence(s.chitchat_id()))
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            (states, live, silences)
         };
         let known: HashSet<ChitchatId> = states.iter().map(|s| s.chitchat_id().clone()).collect();
         if self.cards.len() > MAX_CACHED_CARDS {
             self.cards.clear();
         }
         let mut out = Vec::with_capacity(states.len());
-        for state in states {
+        let mut heard: Vec<Option<Duration>> = Vec::with_capacity(silences.len());
+        for (i, state) in states.into_iter().enumerate() {
             let id = state.chitchat_id().clone();
             let Some(card_value) = state.get(keys::KEY_CARD) else {
                 continue;
@@ -575,6 +609,9 @@ impl Worker {
                 &mut self.regional_liveness
             };
             let heartbeat = u64::from(state.heartbeat());
+            if bridge {
+                heard.push(silences.get(i).copied().flatten());
+            }
             out.push(Observed {
                 live: filter.live(&id, live.contains(&id), heartbeat),
                 ready: state.get(keys::KEY_READY) != Some("0"),
@@ -587,6 +624,9 @@ impl Worker {
                 id,
                 card,
             });
+        }
+        if bridge {
+            self.judge_bridge_deaths(&mut out, &heard);
         }
         let guard = if bridge {
             &self.bridge_guard
@@ -601,6 +641,35 @@ impl Worker {
                 .collect(),
         });
         out
+    }
+
+    /// Holds back the deaths of bridge-cluster members `observed` (with their heartbeat
+    /// silences) that this node cannot tell from its own deafness, and notes when to look
+    /// again.
+    fn judge_bridge_deaths(&mut self, observed: &mut [Observed], silences: &[Option<Duration>]) {
+        let self_id = self.bridge_self_id();
+        let (others, others_silence): (Vec<&mut Observed>, Vec<Option<Duration>>) = observed
+            .iter_mut()
+            .zip(silences)
+            .filter(|(o, _)| o.id != self_id)
+            .map(|(o, s)| (o, *s))
+            .unzip();
+        let sightings: Vec<hearing::Sighting<'_>> = others
+            .iter()
+            .zip(&others_silence)
+            .map(|(o, silence)| hearing::Sighting {
+                id: &o.id,
+                region: o.card.region.as_str(),
+                live: o.live,
+                silence: *silence,
+            })
+            .collect();
+        let verdicts = self.bridge_hearing.judge(&sightings);
+        drop(sightings);
+        for (o, live) in others.into_iter().zip(verdicts.live) {
+            o.live = live;
+        }
+        self.bridge_recheck_in = verdicts.recheck_in;
     }
 
     async fn round(&mut self) {
@@ -880,7 +949,7 @@ impl Worker {
             }
             seeds.sort();
             seeds.dedup();
-            let interval = (self.params.config.gossip_interval / 2).max(Duration::from_millis(50));
+            let interval = bridge_interval(self.params.config.gossip_interval);
             self.bridge_guard.publish(GuardView::default());
             match spawn_cluster(
                 id.clone(),
@@ -921,6 +990,7 @@ impl Worker {
         let handle = self.shared.bridge.lock().await.take();
         if let Some(handle) = handle {
             info!("no longer a bridge");
+            self.bridge_recheck_in = None;
             self.params.metrics.bridge.set(0);
             let _ = handle.shutdown().await;
         }

@@ -22,6 +22,8 @@ pub struct WakeLimiter {
     min_gap_ms: u64,
     last_round_ms: Option<u64>,
     pending: bool,
+    /// A round asked for at this time ([`WakeLimiter::request_after`]).
+    later: Option<u64>,
 }
 
 impl WakeLimiter {
@@ -31,6 +33,7 @@ impl WakeLimiter {
             min_gap_ms,
             last_round_ms: None,
             pending: false,
+            later: None,
         }
     }
 
@@ -39,21 +42,31 @@ impl WakeLimiter {
         self.pending = true;
     }
 
+    /// Asks for a round `wait_ms` after `now_ms` (a decision that comes due then); an
+    /// earlier request, or a round that runs before, answers it.
+    pub fn request_after(&mut self, wait_ms: u64, now_ms: u64) {
+        let at = now_ms.saturating_add(wait_ms);
+        self.later = Some(self.later.map_or(at, |l| l.min(at)));
+    }
+
     /// Milliseconds until the requested round may run (0: now); `None` when none is requested.
     pub fn due_in(&self, now_ms: u64) -> Option<u64> {
-        if !self.pending {
-            return None;
-        }
+        let wanted = match (self.pending, self.later) {
+            (true, _) => 0,
+            (false, Some(at)) => at,
+            (false, None) => return None,
+        };
         let earliest = self
             .last_round_ms
             .map_or(0, |last| last.saturating_add(self.min_gap_ms));
-        Some(earliest.saturating_sub(now_ms))
+        Some(earliest.max(wanted).saturating_sub(now_ms))
     }
 
     /// A round ran at `now_ms` (ticked or woken): it answers every request made before it.
     pub fn ran(&mut self, now_ms: u64) {
         self.last_round_ms = Some(now_ms);
         self.pending = false;
+        self.later = None;
     }
 }
 
@@ -207,6 +220,26 @@ mod tests {
         l.request();
         l.ran(50);
         assert_eq!(l.due_in(60), None);
+    }
+
+    #[test]
+    fn a_request_for_later_waits_for_its_time_and_the_gap() {
+        let mut l = WakeLimiter::new(200);
+        l.ran(1_000);
+        l.request_after(500, 1_000);
+        l.request_after(700, 1_000);
+        assert_eq!(l.due_in(1_000), Some(500), "the earlier of the two");
+        assert_eq!(l.due_in(1_500), Some(0));
+        l.ran(1_500);
+        assert_eq!(l.due_in(1_500), None, "answered by the round");
+        l.request_after(50, 1_500);
+        assert_eq!(l.due_in(1_500), Some(200), "not inside the gap");
+        l.request();
+        assert_eq!(
+            l.due_in(1_600),
+            Some(100),
+            "a request now is not held to the later time"
+        );
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! leaves the process; addresses are only names.
 //!
 //! The wrapper acts on the receiving side: a datagram handed over by the channel is dropped
-//! (loss, cut, crash) or held until its sampled one-way delay has passed.
+//! (loss, cut, crash, a deaf socket) or held until its sampled one-way delay has passed.
 
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashMap, HashSet};
@@ -146,6 +146,7 @@ struct State {
     region_of: HashMap<IpAddr, usize>,
     down: HashSet<IpAddr>,
     cut: HashSet<usize>,
+    deaf: HashSet<SocketAddr>,
     loss: f64,
     rng: StdRng,
     seq: u64,
@@ -175,6 +176,7 @@ impl SimNet {
                 region_of: HashMap::new(),
                 down: HashSet::new(),
                 cut: HashSet::new(),
+                deaf: HashSet::new(),
                 loss: 0.0,
                 rng: StdRng::seed_from_u64(seed),
                 seq: 0,
@@ -212,6 +214,17 @@ impl SimNet {
             s.cut.insert(region);
         } else {
             s.cut.remove(&region);
+        }
+    }
+
+    /// Makes the socket at `addr` deaf (`true`: every datagram sent to it is lost; it still
+    /// sends) or lets it hear again.
+    pub fn set_deaf(&self, addr: SocketAddr, deaf: bool) {
+        let mut s = lock(&self.state);
+        if deaf {
+            s.deaf.insert(addr);
+        } else {
+            s.deaf.remove(&addr);
         }
     }
 
@@ -279,7 +292,9 @@ impl SimNet {
             *w = (*w).max(bytes);
         }
         let cut = src != dst && (s.cut.contains(&src) || s.cut.contains(&dst));
-        let down = s.down.contains(&outcome.from_addr.ip()) || s.down.contains(&to.ip());
+        let down = s.down.contains(&outcome.from_addr.ip())
+            || s.down.contains(&to.ip())
+            || s.deaf.contains(&to);
         let loss = s.loss;
         let lost = loss > 0.0 && s.rng.gen::<f64>() < loss;
         if cut || down || lost {

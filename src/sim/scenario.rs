@@ -21,7 +21,7 @@ use crate::clock::{SharedClock, TokioClock};
 use crate::config::MembershipConfig;
 use crate::identity::NodeId;
 use crate::membership::admission::Refusal;
-use crate::membership::{Head, MembershipError};
+use crate::membership::{bridge_gossip_addr, Head, MembershipError};
 use crate::metrics::{CLUSTER_BRIDGE, CLUSTER_REGIONAL};
 use crate::monitor::{EventKind, FailoverPolicy};
 use crate::region::Region;
@@ -104,7 +104,7 @@ impl SimConfig {
 }
 
 /// Which scenarios a run goes through after the cold start (large sizes run a part), in the
-/// order steady state, propagation, crash, region cuts, loss.
+/// order steady state, propagation, crash, region cuts, loss, a deaf bridge.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Coverage {
     /// Steady-state gossip, idle and with heads.
@@ -117,6 +117,8 @@ pub struct Coverage {
     pub cuts: bool,
     /// The 5 % and 20 % loss phases.
     pub loss: bool,
+    /// One bridge deaf in the bridge cluster for [`DEAF_FOR`].
+    pub deaf: bool,
 }
 
 impl Coverage {
@@ -127,6 +129,7 @@ impl Coverage {
         crash: true,
         cuts: true,
         loss: true,
+        deaf: true,
     };
     /// None: the cold start only; set the parts wanted.
     pub const NONE: Coverage = Coverage {
@@ -135,6 +138,7 @@ impl Coverage {
         crash: false,
         cuts: false,
         loss: false,
+        deaf: false,
     };
 }
 
@@ -499,6 +503,9 @@ pub async fn run(cfg: SimConfig) -> Result<Outcome, SimError> {
     }
     if parts.loss {
         loss(&mut ctx).await?;
+    }
+    if parts.deaf {
+        deaf_bridge(&mut ctx).await?;
     }
     traffic_plot(&mut ctx)?;
     Ok(ctx.outcome)
@@ -1109,6 +1116,20 @@ async fn loss(ctx: &mut Ctx) -> Result<(), SimError> {
             "failover_activations",
         ],
     );
+    // each (observer, region) pair that saw a region missing, when it first did and whether
+    // the observer was a bridge then (loss_missing.csv; empty when none did)
+    let mut first_missing = Table::new(
+        "regions seen missing under loss",
+        &[
+            "loss",
+            "node",
+            "node_region",
+            "cell",
+            "bridge",
+            "region",
+            "first_ms",
+        ],
+    );
     for loss in [0.05, 0.20] {
         ctx.phase(&format!("loss {:.0}%", loss * 100.0));
         ctx.fleet.net.set_loss(loss);
@@ -1123,6 +1144,7 @@ async fn loss(ctx: &mut Ctx) -> Result<(), SimError> {
             .collect();
         let mut pairs: HashSet<(usize, NodeId)> = HashSet::new();
         let mut missing: HashSet<(usize, Region)> = HashSet::new();
+        let cells = ctx.fleet.cells;
         while ctx.now() < end {
             ctx.sample().await;
             for i in ctx.alive() {
@@ -1135,7 +1157,18 @@ async fn loss(ctx: &mut Ctx) -> Result<(), SimError> {
                     pairs.insert((i, m.node_id.clone()));
                 }
                 for r in view.regions.values().filter(|r| r.live == 0) {
-                    missing.insert((i, r.region.clone()));
+                    if missing.insert((i, r.region.clone())) {
+                        let plan = &ctx.fleet.nodes[i].plan;
+                        first_missing.row(vec![
+                            format!("{:.0}%", loss * 100.0),
+                            i.to_string(),
+                            ctx.fleet.regions[plan.region].to_string(),
+                            plan.cell(cells).to_string(),
+                            view.is_bridge.to_string(),
+                            r.region.to_string(),
+                            (ctx.now() - since).to_string(),
+                        ]);
+                    }
                 }
             }
         }
@@ -1180,7 +1213,97 @@ async fn loss(ctx: &mut Ctx) -> Result<(), SimError> {
         );
     }
     ctx.fleet.net.set_loss(0.0);
+    first_missing.write_csv(&ctx.cfg.out, "loss_missing")?;
     ctx.emit(table, "loss")
+}
+
+/// How long the deaf bridge hears nothing in the bridge cluster: longer than the bridge
+/// detector's timeouts (about 1.6 s settled, 2–3 s in young windows), shorter than the
+/// silence after which a death counts whatever a bridge hears (`hearing::LIMIT_INTERVALS`,
+/// 5 s at the default interval).
+pub const DEAF_FOR: Duration = Duration::from_secs(3);
+/// How long the network is watched after the deaf bridge hears again.
+const DEAF_AFTER: Duration = Duration::from_secs(8);
+
+/// One bridge of the first region hears nothing in the bridge cluster for [`DEAF_FOR`] (every
+/// datagram to its bridge socket lost, as a streak of losses would do), then hears again: no
+/// node may see a region missing, nor raise failover. Its own regional cluster is untouched.
+async fn deaf_bridge(ctx: &mut Ctx) -> Result<(), SimError> {
+    let bridges: HashSet<usize> = ctx.fleet.bridges().into_iter().collect();
+    let Some(deaf) = ctx
+        .in_regions(&[0], true)
+        .into_iter()
+        .find(|i| bridges.contains(i))
+    else {
+        return Ok(());
+    };
+    ctx.phase("a deaf bridge");
+    let addr = bridge_gossip_addr(ctx.fleet.nodes[deaf].plan.addr);
+    let since = ctx.now();
+    let hears_at = since + DEAF_FOR.as_millis() as u64;
+    let end = hears_at + DEAF_AFTER.as_millis() as u64;
+    ctx.fleet.net.set_deaf(addr, true);
+    let mut missing: HashSet<(usize, Region)> = HashSet::new();
+    let mut deaf_saw = 0;
+    while ctx.now() < end {
+        if ctx.now() >= hears_at {
+            ctx.fleet.net.set_deaf(addr, false);
+        }
+        ctx.sample().await;
+        for i in ctx.alive() {
+            let view = ctx.fleet.nodes[i].view();
+            for r in view.regions.values().filter(|r| r.live == 0) {
+                if missing.insert((i, r.region.clone())) && i == deaf {
+                    deaf_saw += 1;
+                }
+            }
+        }
+    }
+    ctx.fleet.net.set_deaf(addr, false);
+    let observers: HashSet<usize> = missing.iter().map(|(i, _)| *i).collect();
+    let activations: usize = ctx
+        .alive()
+        .iter()
+        .map(|&i| {
+            ctx.watches[i]
+                .events_since(EventKind::Activated, since)
+                .len()
+        })
+        .sum();
+    let mut table = Table::new(
+        "a bridge deaf in the bridge cluster",
+        &[
+            "deaf_s",
+            "watched_s",
+            "missing_pairs",
+            "observers",
+            "regions_missing_at_deaf_bridge",
+            "failover_activations",
+        ],
+    );
+    table.row(vec![
+        format!("{:.1}", DEAF_FOR.as_secs_f64()),
+        format!("{:.1}", (DEAF_FOR + DEAF_AFTER).as_secs_f64()),
+        missing.len().to_string(),
+        observers.len().to_string(),
+        deaf_saw.to_string(),
+        activations.to_string(),
+    ]);
+    ctx.check(
+        "deaf bridge: no region seen missing",
+        missing.is_empty(),
+        format!(
+            "{} (observer, region) pairs on {} nodes, {deaf_saw} at the deaf bridge",
+            missing.len(),
+            observers.len()
+        ),
+    );
+    ctx.check(
+        "deaf bridge: no failover",
+        activations == 0,
+        format!("{activations} activations"),
+    );
+    ctx.emit(table, "deaf_bridge")
 }
 
 fn traffic_plot(ctx: &mut Ctx) -> Result<(), SimError> {

@@ -135,6 +135,12 @@ impl FailureDetector {
             .get(chitchat_id)?
             .failure_detection_timeout(self.config.phi_threshold)
     }
+
+    /// qnet patch: the time since the node's heartbeat last rose, if one was ever reported
+    /// (kept when the node is declared dead: only its intervals are reset).
+    pub(crate) fn heartbeat_silence(&self, chitchat_id: &ChitchatId) -> Option<Duration> {
+        self.node_samples.get(chitchat_id)?.silence()
+    }
 }
 
 /// The failure detector config struct.
@@ -308,6 +314,11 @@ impl SamplingWindow {
         let interval_mean = self.mean_interval()?;
         let elapsed_time = last_heartbeat.elapsed().as_secs_f64();
         Some(elapsed_time / interval_mean)
+    }
+
+    /// qnet patch: the time since the last heartbeat, if any.
+    fn silence(&self) -> Option<Duration> {
+        self.last_heartbeat.map(|t| t.elapsed())
     }
 
     /// Returns the elapsed time after the last heartbeat at which phi reaches `phi_threshold`.

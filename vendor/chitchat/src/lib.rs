@@ -316,6 +316,16 @@ impl Chitchat {
         self.failure_detector.failure_detection_timeout(chitchat_id)
     }
 
+    /// qnet patch: the time since a remote node's heartbeat last rose at this node, whether
+    /// the node is live or dead. `None` for the current node and for nodes whose heartbeat
+    /// was never reported (or that were garbage collected).
+    pub fn heartbeat_silence(&self, chitchat_id: &ChitchatId) -> Option<Duration> {
+        if chitchat_id == self.self_chitchat_id() {
+            return None;
+        }
+        self.failure_detector.heartbeat_silence(chitchat_id)
+    }
+
     /// Returns a watch stream for monitoring changes in the cluster.
     ///
     /// The stream will emit a new value whenever a node:

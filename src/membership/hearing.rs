@@ -1,0 +1,353 @@
+//! Deaths in the bridge cluster that the observer cannot tell from its own deafness.
+//!
+//! A region counts as lost at a bridge when all the region's bridges die in that bridge's
+//! failure detector. Under heavy loss a bridge sometimes receives nothing in the bridge
+//! cluster for a second or more (every exchange of a few rounds lost): then every member's
+//! heartbeat stops rising at once, the members with the shortest detector windows die
+//! together, and their regions looked lost to the bridge and, through its copies, to its
+//! whole cell (SIMULATION.md, "False region loss at 20 % loss: a deaf bridge").
+//!
+//! What tells a lost region from a deaf observer is the rest of the cluster: when a region is
+//! cut off, the other regions' heartbeats keep rising at the observer while the region's
+//! stay still; when the observer is deaf, all of them stay still. So a death the failure
+//! detector (and the revival filter) reports is confirmed only when the member has been
+//! silent for [`Hearing::margin`] longer than the freshest member of another region, or for
+//! [`Hearing::limit`] in all. Until then the member still counts as live. Only deaths are
+//! held back, of members that counted as live: a member not yet live stays dead, and a
+//! confirmed death stands until the detector and filter report the member live again, so
+//! the filter's protection against a late heartbeat is kept.
+//!
+//! Pure: the silences (time since each member's heartbeat last rose) come from chitchat's
+//! failure detector, read by the caller.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use chitchat::ChitchatId;
+
+/// One member of the bridge cluster as the observer sees it now.
+#[derive(Debug, Clone)]
+pub struct Sighting<'a> {
+    /// The member.
+    pub id: &'a ChitchatId,
+    /// Its region: members of the same region are cut off together, so they are no
+    /// evidence of the observer hearing.
+    pub region: &'a str,
+    /// The failure detector's and revival filter's verdict.
+    pub live: bool,
+    /// Time since its heartbeat last rose at the observer, if it ever did.
+    pub silence: Option<Duration>,
+}
+
+/// The verdicts of one round.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdicts {
+    /// Per sighting, in order: whether the member counts as live.
+    pub live: Vec<bool>,
+    /// When the first death held back now would be confirmed if nothing changes; the caller
+    /// runs a round then.
+    pub recheck_in: Option<Duration>,
+}
+
+/// Confirms bridge-cluster deaths against the observer's hearing of other regions.
+#[derive(Debug, Clone)]
+pub struct Hearing {
+    /// How much longer than the freshest member of another region a member must have been
+    /// silent for its death to count.
+    pub margin: Duration,
+    /// Silence after which a death counts whatever the observer hears (an observer alone in
+    /// the cluster, or one that hears nobody at all for this long).
+    pub limit: Duration,
+    /// The members whose last verdict was live: only their deaths need confirming (a member
+    /// not yet live, or already dead, stays as the detector says).
+    live: HashSet<ChitchatId>,
+}
+
+/// [`Hearing::margin`] in bridge gossip intervals. A region really cut off has been silent
+/// for the bridge detector's timeout (about 3 intervals settled, 4 young) while the other
+/// regions were heard within the last interval or so, so 2 intervals rarely delays a
+/// detection; a deaf bridge's members fall silent within a fraction of an interval of one
+/// another (all the heartbeats one message brings arrive together).
+pub const MARGIN_INTERVALS: u32 = 2;
+/// [`Hearing::limit`] in bridge gossip intervals: 5 s at the default 0.5 s, several times the
+/// longest deafness seen at 20 % loss (1.4 s).
+pub const LIMIT_INTERVALS: u32 = 10;
+
+impl Hearing {
+    /// The judge of a bridge cluster gossiping every `bridge_interval`.
+    pub fn for_interval(bridge_interval: Duration) -> Self {
+        Hearing::new(
+            bridge_interval * MARGIN_INTERVALS,
+            bridge_interval * LIMIT_INTERVALS,
+        )
+    }
+
+    /// A judge with the given margin and limit.
+    pub fn new(margin: Duration, limit: Duration) -> Self {
+        Hearing {
+            margin,
+            limit,
+            live: HashSet::new(),
+        }
+    }
+
+    /// Judges the members of one snapshot (the observer itself excluded by the caller).
+    /// Members absent from the snapshot are forgotten.
+    pub fn judge(&mut self, sightings: &[Sighting<'_>]) -> Verdicts {
+        let mut recheck_in: Option<Duration> = None;
+        let live: Vec<bool> = sightings
+            .iter()
+            .map(|s| {
+                if s.live {
+                    return true;
+                }
+                if !self.live.contains(s.id) {
+                    return false;
+                }
+                match self.remaining(s, sightings) {
+                    None => false,
+                    Some(left) => {
+                        recheck_in = Some(recheck_in.map_or(left, |r| r.min(left)));
+                        true
+                    }
+                }
+            })
+            .collect();
+        self.live = sightings
+            .iter()
+            .zip(&live)
+            .filter(|(_, &l)| l)
+            .map(|(s, _)| s.id.clone())
+            .collect();
+        Verdicts { live, recheck_in }
+    }
+
+    /// How long until the death of `s` would be confirmed; `None` when it is now.
+    fn remaining(&self, s: &Sighting<'_>, all: &[Sighting<'_>]) -> Option<Duration> {
+        // never heard: nothing to tell apart
+        let silence = s.silence?;
+        if silence >= self.limit {
+            return None;
+        }
+        let freshest = all
+            .iter()
+            .filter(|o| o.region != s.region)
+            .filter_map(|o| o.silence)
+            .min();
+        let needed = freshest.map_or(self.limit, |f| {
+            f.saturating_add(self.margin).min(self.limit)
+        });
+        needed.checked_sub(silence).filter(|left| !left.is_zero())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    fn judge() -> Hearing {
+        Hearing::new(MS * 1_000, MS * 5_000)
+    }
+
+    struct Member {
+        id: ChitchatId,
+        region: &'static str,
+        live: bool,
+        silence_ms: Option<u64>,
+    }
+
+    fn member(name: &str, region: &'static str, live: bool, silence_ms: u64) -> Member {
+        Member {
+            id: ChitchatId::new(name.to_string(), 1, "127.0.0.1:9000".parse().unwrap()),
+            region,
+            live,
+            silence_ms: Some(silence_ms),
+        }
+    }
+
+    fn run(h: &mut Hearing, members: &[Member]) -> Verdicts {
+        let sightings: Vec<Sighting<'_>> = members
+            .iter()
+            .map(|m| Sighting {
+                id: &m.id,
+                region: m.region,
+                live: m.live,
+                silence: m.silence_ms.map(|ms| MS * ms as u32),
+            })
+            .collect();
+        h.judge(&sightings)
+    }
+
+    /// A judge that has seen every one of `members` live (heard 100 ms ago), then judges
+    /// `members` as given.
+    fn after_settled(members: &[Member]) -> (Hearing, Verdicts) {
+        let mut h = judge();
+        let settled: Vec<Member> = members
+            .iter()
+            .map(|m| Member {
+                id: m.id.clone(),
+                live: true,
+                silence_ms: Some(100),
+                ..*m
+            })
+            .collect();
+        assert!(run(&mut h, &settled).live.iter().all(|&l| l));
+        let v = run(&mut h, members);
+        (h, v)
+    }
+
+    #[test]
+    fn a_region_silent_while_others_are_heard_is_dead() {
+        let (_, v) = after_settled(&[
+            member("na1", "na", false, 1_600),
+            member("na2", "na", false, 1_500),
+            member("eu1", "eu", true, 100),
+            member("as1", "as", true, 300),
+        ]);
+        assert_eq!(v.live, vec![false, false, true, true]);
+        assert_eq!(v.recheck_in, None);
+    }
+
+    #[test]
+    fn everyone_silent_together_is_the_observer_deaf() {
+        let (_, v) = after_settled(&[
+            member("na1", "na", false, 1_600),
+            member("eu1", "eu", false, 1_500),
+            member("as1", "as", true, 1_400),
+        ]);
+        assert_eq!(v.live, vec![true, true, true], "deaths held back");
+        // na1 would be confirmed when it is 1 s more silent than as1: 1.4 + 1 - 1.6 s
+        assert_eq!(v.recheck_in, Some(MS * 800));
+    }
+
+    #[test]
+    fn a_held_back_death_is_confirmed_once_others_are_heard_again() {
+        let (mut h, deaf) = after_settled(&[
+            member("na1", "na", false, 1_600),
+            member("eu1", "eu", true, 1_500),
+        ]);
+        assert_eq!(deaf.live, vec![true, true]);
+        // the observer hears eu again, na stays silent: na is really gone
+        let heard = run(
+            &mut h,
+            &[
+                member("na1", "na", false, 2_700),
+                member("eu1", "eu", true, 50),
+            ],
+        );
+        assert_eq!(heard.live, vec![false, true]);
+    }
+
+    #[test]
+    fn members_of_the_same_region_are_no_evidence_of_hearing() {
+        let (_, v) = after_settled(&[
+            member("na1", "na", false, 1_600),
+            member("na2", "na", true, 10),
+            member("eu1", "eu", true, 1_500),
+        ]);
+        assert!(v.live[0], "na2 is as cut off as na1 would be");
+    }
+
+    #[test]
+    fn a_recovered_observer_keeps_a_held_member_live_while_the_filter_catches_up() {
+        let mut h = judge();
+        run(
+            &mut h,
+            &[member("na1", "na", true, 0), member("eu1", "eu", true, 0)],
+        );
+        // deaf, then everything arrives at once; the revival filter still holds na1 back
+        for silence in [1_600, 0, 200] {
+            let v = run(
+                &mut h,
+                &[
+                    member("na1", "na", false, silence),
+                    member("eu1", "eu", true, silence),
+                ],
+            );
+            assert!(v.live[0], "silence {silence} ms");
+        }
+    }
+
+    #[test]
+    fn a_confirmed_death_stands_until_the_detector_revives_the_member() {
+        let members = |live, silence| {
+            [
+                member("na1", "na", live, silence),
+                member("eu1", "eu", true, 0),
+            ]
+        };
+        let (mut h, v) = after_settled(&members(false, 2_000));
+        assert!(!v.live[0]);
+        // a late heartbeat: silent for a moment only, the filter still says dead
+        assert!(!run(&mut h, &members(false, 10)).live[0]);
+        assert!(run(&mut h, &members(true, 10)).live[0]);
+        // revived, then deaf: held back again
+        let deaf = [
+            member("na1", "na", false, 1_600),
+            member("eu1", "eu", true, 1_550),
+        ];
+        assert!(run(&mut h, &deaf).live[0]);
+    }
+
+    #[test]
+    fn a_member_not_yet_live_is_not_held() {
+        let mut h = judge();
+        // first heard a moment ago, too few heartbeats for the detector: dead as it says
+        let v = run(
+            &mut h,
+            &[
+                member("na1", "na", false, 10),
+                member("eu1", "eu", true, 1_500),
+            ],
+        );
+        assert_eq!(v.live, vec![false, true]);
+        assert_eq!(v.recheck_in, None);
+    }
+
+    #[test]
+    fn the_limit_confirms_a_death_whatever_is_heard() {
+        let (_, v) = after_settled(&[
+            member("na1", "na", false, 5_000),
+            member("eu1", "eu", false, 4_900),
+        ]);
+        assert_eq!(v.live, vec![false, true]);
+        assert_eq!(v.recheck_in, Some(MS * 100), "eu1 reaches the limit next");
+    }
+
+    #[test]
+    fn an_observer_alone_with_one_region_waits_for_the_limit() {
+        let (_, v) = after_settled(&[member("na1", "na", false, 2_000)]);
+        assert_eq!(v.live, vec![true]);
+        assert_eq!(v.recheck_in, Some(MS * 3_000));
+    }
+
+    #[test]
+    fn a_member_never_heard_is_dead() {
+        let (_, v) = after_settled(&[
+            Member {
+                silence_ms: None,
+                ..member("na1", "na", false, 0)
+            },
+            member("eu1", "eu", true, 0),
+        ]);
+        assert_eq!(v.live, vec![false, true]);
+    }
+
+    #[test]
+    fn a_member_gone_from_the_snapshot_is_forgotten() {
+        let (mut h, _) =
+            after_settled(&[member("na1", "na", true, 0), member("eu1", "eu", true, 0)]);
+        run(&mut h, &[member("eu1", "eu", true, 0)]);
+        // back (say, from a stale digest) and dead at once: not held as if it had been live
+        let v = run(
+            &mut h,
+            &[
+                member("na1", "na", false, 1_600),
+                member("eu1", "eu", true, 1_550),
+            ],
+        );
+        assert!(!v.live[0]);
+    }
+}
