@@ -57,6 +57,7 @@ fn every_scenario_passes(mut cfg: SimConfig) {
         "2 regions cut: health warning on every surviving node",
         "loss 5%: no health warning",
         "loss 20%: no health warning",
+        "deaf bridge: its own detector counted members dead",
         "deaf bridge: no region seen missing",
         "deaf bridge: no failover",
     ] {
@@ -68,6 +69,8 @@ fn every_scenario_passes(mut cfg: SimConfig) {
         "propagation.csv",
         "regions.csv",
         "loss.csv",
+        "loss_missing.csv",
+        "deaf_bridge.csv",
         "traffic.svg",
     ] {
         assert!(dir.path().join(file).exists(), "{file} not written");

@@ -70,7 +70,11 @@ pub struct Hearing {
 /// another (all the heartbeats one message brings arrive together).
 pub const MARGIN_INTERVALS: u32 = 2;
 /// [`Hearing::limit`] in bridge gossip intervals: 5 s at the default 0.5 s, several times the
-/// longest deafness seen at 20 % loss (1.4 s).
+/// longest deafness seen at 20 % loss (1.4 s). It is also how long a bridge waits when no
+/// other region's member is there to compare with: a network of two regions whose observer
+/// is its region's only bridge sees the other region lost after 5 s of silence, not after
+/// the detector's 1.5–3 s (with two or more bridges per region, the region's other bridges
+/// are the comparison; with three or more regions, the third).
 pub const LIMIT_INTERVALS: u32 = 10;
 
 impl Hearing {
@@ -89,6 +93,11 @@ impl Hearing {
             limit,
             live: HashSet::new(),
         }
+    }
+
+    /// Forgets which members counted as live (the node left the bridge cluster).
+    pub fn forget(&mut self) {
+        self.live.clear();
     }
 
     /// Judges the members of one snapshot (the observer itself excluded by the caller).

@@ -362,6 +362,24 @@ impl Membership {
             .await
     }
 
+    /// How many other members of the bridge cluster its failure detector counts dead now
+    /// (0 when this node is not a bridge); a diagnostic of the simulator.
+    pub async fn bridge_detector_dead(&self) -> usize {
+        let guard = self.shared.bridge.lock().await;
+        let Some(bridge) = guard.as_ref() else {
+            return 0;
+        };
+        bridge
+            .with_chitchat(|c| {
+                let live: HashSet<&ChitchatId> = c.live_nodes().collect();
+                c.node_states()
+                    .keys()
+                    .filter(|id| !live.contains(id))
+                    .count()
+            })
+            .await
+    }
+
     /// Announces this node's chain head in its regional cluster, at the pace of
     /// [`head_pace`]: a held-back head goes out at a later membership round.
     pub async fn set_head(&self, head: Head) {
@@ -533,7 +551,9 @@ impl Worker {
             limiter.ran(self.params.clock.now_ms());
             if let Some(wait) = self.bridge_recheck_in.take() {
                 // a bridge-cluster death held back for want of hearing comes due then
-                limiter.request_after(wait.as_millis() as u64, self.params.clock.now_ms());
+                // (rounded up: a round a millisecond early would find it not yet due)
+                let wait_ms = (wait.as_millis() as u64).saturating_add(1);
+                limiter.request_after(wait_ms, self.params.clock.now_ms());
             }
             let view = self.view_tx.borrow().clone();
             if view.missing_regions() != missing_before {
@@ -991,6 +1011,7 @@ impl Worker {
         if let Some(handle) = handle {
             info!("no longer a bridge");
             self.bridge_recheck_in = None;
+            self.bridge_hearing.forget();
             self.params.metrics.bridge.set(0);
             let _ = handle.shutdown().await;
         }

@@ -1224,10 +1224,14 @@ async fn loss(ctx: &mut Ctx) -> Result<(), SimError> {
 pub const DEAF_FOR: Duration = Duration::from_secs(3);
 /// How long the network is watched after the deaf bridge hears again.
 const DEAF_AFTER: Duration = Duration::from_secs(8);
+/// Loss-free time before the deafness begins.
+const DEAF_SETTLE: Duration = Duration::from_secs(3);
 
-/// One bridge of the first region hears nothing in the bridge cluster for [`DEAF_FOR`] (every
-/// datagram to its bridge socket lost, as a streak of losses would do), then hears again: no
-/// node may see a region missing, nor raise failover. Its own regional cluster is untouched.
+/// After [`DEAF_SETTLE`] without loss, one bridge of the first region hears nothing in the
+/// bridge cluster for [`DEAF_FOR`] (every datagram to its bridge socket lost, as a streak of
+/// losses would do), then hears again: its own detector must count members dead (the
+/// deafness bites), and no node may see a region missing or raise failover. Its regional
+/// cluster is untouched.
 async fn deaf_bridge(ctx: &mut Ctx) -> Result<(), SimError> {
     let bridges: HashSet<usize> = ctx.fleet.bridges().into_iter().collect();
     let Some(deaf) = ctx
@@ -1238,6 +1242,8 @@ async fn deaf_bridge(ctx: &mut Ctx) -> Result<(), SimError> {
         return Ok(());
     };
     ctx.phase("a deaf bridge");
+    // a moment without loss first: what the loss phases left is not the deaf bridge's doing
+    ctx.run_for(DEAF_SETTLE).await;
     let addr = bridge_gossip_addr(ctx.fleet.nodes[deaf].plan.addr);
     let since = ctx.now();
     let hears_at = since + DEAF_FOR.as_millis() as u64;
@@ -1245,11 +1251,20 @@ async fn deaf_bridge(ctx: &mut Ctx) -> Result<(), SimError> {
     ctx.fleet.net.set_deaf(addr, true);
     let mut missing: HashSet<(usize, Region)> = HashSet::new();
     let mut deaf_saw = 0;
+    // the most bridge-cluster members the deaf bridge's own detector counted dead at once:
+    // the deafness did bite (without the hearing rule their regions were seen lost)
+    let mut detector_dead = 0;
     while ctx.now() < end {
         if ctx.now() >= hears_at {
             ctx.fleet.net.set_deaf(addr, false);
         }
         ctx.sample().await;
+        detector_dead = detector_dead.max(
+            ctx.fleet.nodes[deaf]
+                .membership
+                .bridge_detector_dead()
+                .await,
+        );
         for i in ctx.alive() {
             let view = ctx.fleet.nodes[i].view();
             for r in view.regions.values().filter(|r| r.live == 0) {
@@ -1277,6 +1292,7 @@ async fn deaf_bridge(ctx: &mut Ctx) -> Result<(), SimError> {
             "watched_s",
             "missing_pairs",
             "observers",
+            "detector_dead_max",
             "regions_missing_at_deaf_bridge",
             "failover_activations",
         ],
@@ -1286,9 +1302,15 @@ async fn deaf_bridge(ctx: &mut Ctx) -> Result<(), SimError> {
         format!("{:.1}", (DEAF_FOR + DEAF_AFTER).as_secs_f64()),
         missing.len().to_string(),
         observers.len().to_string(),
+        detector_dead.to_string(),
         deaf_saw.to_string(),
         activations.to_string(),
     ]);
+    ctx.check(
+        "deaf bridge: its own detector counted members dead",
+        detector_dead > 0,
+        format!("up to {detector_dead} at once"),
+    );
     ctx.check(
         "deaf bridge: no region seen missing",
         missing.is_empty(),
