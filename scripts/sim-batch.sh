@@ -96,6 +96,22 @@ for name, v in rows.items():
     p50 = sum(p for p, _ in v) / n
     mx = sum(m for _, m in v) / n
     print(f"  {name:<12} n={n:>3} p50 mean {p50:.2f}  max mean {mx:.2f}  max of max {max(m for _, m in v):.2f}")
+deaf = []
+for run in runs:
+    path = run / "deaf_bridge.csv"
+    if path.exists():
+        with path.open() as f:
+            deaf.extend(csv.DictReader(f))
+if deaf:
+    def span(key):
+        # runs of older builds lack some columns
+        v = [int(r[key]) for r in deaf if key in r]
+        return f"{min(v)}-{max(v)}" if v else "not recorded"
+    hit = sum(1 for r in deaf if int(r["missing_pairs"]) > 0)
+    print(f"  deaf bridge  n={len(deaf):>3} runs with a region seen missing {hit}; per run: "
+          f"detector dead at once {span('detector_dead_max')}, nodes seeing a region missing "
+          f"{span('observers')}, regions missing at the deaf bridge "
+          f"{span('regions_missing_at_deaf_bridge')}, activations {span('failover_activations')}")
 EOF
 cat "$out/stats.txt"
 echo "$failed_runs of $total runs failed a check"
