@@ -1,12 +1,13 @@
 //! The simulator at CI size (issue 7): 100 nodes of the real membership code across six
 //! regions on a simulated clock. Asserts correctness only, never speed: every node converges,
 //! one region cut off triggers no failover on the surviving nodes, two regions cut off trigger
-//! it exactly once on every surviving node and healing restores it, and neither 5 % nor 20 %
-//! loss causes a false death or a false failover; the same with regions split into two
-//! gossip cells.
+//! it exactly once on every surviving node and healing restores it, neither 5 % nor 20 %
+//! loss causes a false death or a false failover, and a bridge deaf in the bridge cluster
+//! for 3 s makes no node see a region missing; the same with regions split into two gossip
+//! cells.
 //!
 //! Simulated time is kept short (`SimConfig::ci`: 2 s strategy settle time, 2 s steady
-//! window, 2 s failover interval, 10 s per loss phase; about 90 s of simulated time in all)
+//! window, 2 s failover interval, 10 s per loss phase; about 100 s of simulated time in all)
 //! so the debug build finishes in a few minutes on two cores. The long runs are `qnet-sim`
 //! in release (SIMULATION.md).
 

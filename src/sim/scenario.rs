@@ -90,7 +90,7 @@ impl SimConfig {
     /// The configuration of the CI test (`tests/sim.rs`), also `qnet-sim --ci`: 100 nodes in
     /// 6 regions split into `cells` gossip cells, every two-level scenario with short
     /// windows (2 s strategy settle time, 2 s steady window, 2 s failover interval, 10 s per
-    /// loss phase, 3 blocks per strategy; about 90 s of simulated time).
+    /// loss phase, 3 blocks per strategy; about 100 s of simulated time).
     pub fn ci(cells: u16) -> Self {
         let mut cfg = SimConfig::new(100, 6);
         cfg.membership.cells_per_region = cells;
