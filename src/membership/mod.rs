@@ -668,26 +668,22 @@ impl Worker {
     /// again.
     fn judge_bridge_deaths(&mut self, observed: &mut [Observed], silences: &[Option<Duration>]) {
         let self_id = self.bridge_self_id();
-        let (others, others_silence): (Vec<&mut Observed>, Vec<Option<Duration>>) = observed
-            .iter_mut()
-            .zip(silences)
-            .filter(|(o, _)| o.id != self_id)
-            .map(|(o, s)| (o, *s))
-            .unzip();
+        let others: Vec<usize> = (0..observed.len())
+            .filter(|&i| observed[i].id != self_id)
+            .collect();
         let sightings: Vec<hearing::Sighting<'_>> = others
             .iter()
-            .zip(&others_silence)
-            .map(|(o, silence)| hearing::Sighting {
-                id: &o.id,
-                region: o.card.region.as_str(),
-                live: o.live,
-                silence: *silence,
+            .map(|&i| hearing::Sighting {
+                id: &observed[i].id,
+                region: observed[i].card.region.as_str(),
+                live: observed[i].live,
+                silence: silences.get(i).copied().flatten(),
             })
             .collect();
         let verdicts = self.bridge_hearing.judge(&sightings);
         drop(sightings);
-        for (o, live) in others.into_iter().zip(verdicts.live) {
-            o.live = live;
+        for (&i, live) in others.iter().zip(verdicts.live) {
+            observed[i].live = live;
         }
         self.bridge_recheck_in = verdicts.recheck_in;
     }

@@ -166,6 +166,15 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Puts `item` in `set` (`on`) or takes it out.
+fn toggle<T: std::hash::Hash + Eq>(set: &mut HashSet<T>, item: T, on: bool) {
+    if on {
+        set.insert(item);
+    } else {
+        set.remove(&item);
+    }
+}
+
 impl SimNet {
     /// An empty network with this latency matrix and random seed.
     pub fn new(latency: LatencyMatrix, seed: u64) -> Self {
@@ -199,33 +208,18 @@ impl SimNet {
 
     /// Crashes (`true`) or revives a host: a crashed host neither sends nor receives.
     pub fn set_down(&self, ip: IpAddr, down: bool) {
-        let mut s = lock(&self.state);
-        if down {
-            s.down.insert(ip);
-        } else {
-            s.down.remove(&ip);
-        }
+        toggle(&mut lock(&self.state).down, ip, down);
     }
 
     /// Cuts region `region` off from every other region (`true`) or heals it.
     pub fn set_cut(&self, region: usize, cut: bool) {
-        let mut s = lock(&self.state);
-        if cut {
-            s.cut.insert(region);
-        } else {
-            s.cut.remove(&region);
-        }
+        toggle(&mut lock(&self.state).cut, region, cut);
     }
 
     /// Makes the socket at `addr` deaf (`true`: every datagram sent to it is lost; it still
     /// sends) or lets it hear again.
     pub fn set_deaf(&self, addr: SocketAddr, deaf: bool) {
-        let mut s = lock(&self.state);
-        if deaf {
-            s.deaf.insert(addr);
-        } else {
-            s.deaf.remove(&addr);
-        }
+        toggle(&mut lock(&self.state).deaf, addr, deaf);
     }
 
     /// Traffic counted so far.

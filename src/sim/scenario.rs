@@ -425,6 +425,17 @@ impl Ctx {
             .count()
     }
 
+    /// Failover activations of the nodes `who` at or after `since`, all counted.
+    fn activations_since(&self, who: &[usize], since: u64) -> usize {
+        who.iter()
+            .map(|&i| {
+                self.watches[i]
+                    .events_since(EventKind::Activated, since)
+                    .len()
+            })
+            .sum()
+    }
+
     fn activated_since(&self, who: &[usize], since: u64) -> usize {
         who.iter()
             .filter(|&&i| {
@@ -1173,15 +1184,7 @@ async fn loss(ctx: &mut Ctx) -> Result<(), SimError> {
             }
         }
         let members: HashSet<&NodeId> = pairs.iter().map(|(_, id)| id).collect();
-        let activations: usize = ctx
-            .alive()
-            .iter()
-            .map(|&i| {
-                ctx.watches[i]
-                    .events_since(EventKind::Activated, since)
-                    .len()
-            })
-            .sum();
+        let activations = ctx.activations_since(&ctx.alive(), since);
         table.row(vec![
             format!("{:.0}%", loss * 100.0),
             format!("{:.0}", ctx.cfg.loss_phase.as_secs_f64()),
@@ -1276,15 +1279,7 @@ async fn deaf_bridge(ctx: &mut Ctx) -> Result<(), SimError> {
     }
     ctx.fleet.net.set_deaf(addr, false);
     let observers: HashSet<usize> = missing.iter().map(|(i, _)| *i).collect();
-    let activations: usize = ctx
-        .alive()
-        .iter()
-        .map(|&i| {
-            ctx.watches[i]
-                .events_since(EventKind::Activated, since)
-                .len()
-        })
-        .sum();
+    let activations = ctx.activations_since(&ctx.alive(), since);
     let mut table = Table::new(
         "a bridge deaf in the bridge cluster",
         &[
