@@ -86,18 +86,20 @@ pub fn check_cell_summary(
     Ok(())
 }
 
-/// Combines cell summaries heard in the bridge cluster into one summary per region.
+/// Combines cell summaries heard in the bridge cluster (or a cell's bridges' copies) into
+/// one summary per region.
 ///
 /// Per (region, cell) the newest summary from a live source wins (the newest from any
-/// source when none is live); a region's combined summary is live when one of its cells was
-/// heard from a live source. Cells heard only from dead sources add their members as known,
+/// source when none is live; a summary counting no live member leads by
+/// [`super::keys::MISSING_LEAD_MS`], see [`RegionSummary::precedence`]); a region's
+/// combined summary is live when one of its cells was heard from a live source. Cells heard only from dead sources add their members as known,
 /// not live. A region with one cell comes out as its cell's summary, unchanged.
 pub fn combine(heard: &[HeardSummary]) -> Vec<HeardSummary> {
     let mut cells: BTreeMap<(&Region, u16), &HeardSummary> = BTreeMap::new();
     for h in heard {
         let key = (&h.summary.region, h.summary.cell);
         let better = cells.get(&key).is_none_or(|b| {
-            (h.source_live, h.summary.updated_ms) > (b.source_live, b.summary.updated_ms)
+            (h.source_live, h.summary.precedence()) > (b.source_live, b.summary.precedence())
         });
         if better {
             cells.insert(key, h);
@@ -364,6 +366,21 @@ mod tests {
             heard(cell("eu", 0, 10, 10, 2, 5_000), false),
             heard(live.clone(), true),
         ]);
+        assert_eq!(out[0].summary, live);
+    }
+
+    #[test]
+    fn a_cell_copied_missing_leads_a_newer_live_copy() {
+        // the two bridges of a non-bridge's cell copy the same cell of another region
+        let missing = cell("eu", 3, 10, 0, 1, 4_000);
+        let lead = super::super::keys::MISSING_LEAD_MS;
+        let out = combine(&[
+            heard(missing.clone(), true),
+            heard(cell("eu", 3, 10, 2, 2, 4_000 + lead - 1), true),
+        ]);
+        assert_eq!(out[0].summary, missing);
+        let live = cell("eu", 3, 10, 2, 2, 4_000 + lead + 1);
+        let out = combine(&[heard(missing, true), heard(live.clone(), true)]);
         assert_eq!(out[0].summary, live);
     }
 

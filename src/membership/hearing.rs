@@ -17,10 +17,21 @@
 //! confirmed death stands until the detector and filter report the member live again, so
 //! the filter's protection against a late heartbeat is kept.
 //!
+//! The same comparison also works the other way ([`Hearing::region_cap`]): a region every
+//! one of whose members has been silent that much longer than the freshest member of
+//! another region is counted lost even while young detector windows still hold some of its
+//! members live. A detector's timeout is phi times its window's mean interval, and right
+//! after a cold start the windows still hold the long intervals of the cluster converging:
+//! at 10,000 nodes the longest timeout an observer held for a cut region's 32 bridges was
+//! 2.5 s at p50 and up to 3.1 s, while a settled window allows about 1.5 s (SIMULATION.md,
+//! "Copies of a lost region and the region cap"). The cap is on the region as a whole, so a
+//! member alone slow to be heard never dies by it, and a region's cells keep dying one by one
+//! by the detector.
+//!
 //! Pure: the silences (time since each member's heartbeat last rose) come from chitchat's
 //! failure detector, read by the caller.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 use chitchat::ChitchatId;
@@ -58,6 +69,10 @@ pub struct Hearing {
     /// Silence after which a death counts whatever the observer hears (an observer alone in
     /// the cluster, or one that hears nobody at all for this long).
     pub limit: Duration,
+    /// How much longer than the freshest member of another region every member of a region
+    /// must have been silent for the region's members all to count dead, whatever their
+    /// detector windows say.
+    pub region_cap: Duration,
     /// The members whose last verdict was live: only their deaths need confirming (a member
     /// not yet live, or already dead, stays as the detector says).
     live: HashSet<ChitchatId>,
@@ -76,6 +91,11 @@ pub const MARGIN_INTERVALS: u32 = 2;
 /// the detector's 1.5–3 s (with two or more bridges per region, the region's other bridges
 /// are the comparison; with three or more regions, the third).
 pub const LIMIT_INTERVALS: u32 = 10;
+/// [`Hearing::region_cap`] in bridge gossip intervals: 2 s at the default 0.5 s. A settled
+/// window declares a member dead after about 3 silent intervals (1.5 s), so the cap only
+/// shortens the waits of windows whose mean the cold start or a heal left long; it is
+/// twice the margin, so it never confirms what the margin holds back.
+pub const REGION_CAP_INTERVALS: u32 = 4;
 
 impl Hearing {
     /// The judge of a bridge cluster gossiping every `bridge_interval`.
@@ -83,14 +103,16 @@ impl Hearing {
         Hearing::new(
             bridge_interval * MARGIN_INTERVALS,
             bridge_interval * LIMIT_INTERVALS,
+            bridge_interval * REGION_CAP_INTERVALS,
         )
     }
 
-    /// A judge with the given margin and limit.
-    pub fn new(margin: Duration, limit: Duration) -> Self {
+    /// A judge with the given margin, limit and region cap.
+    pub fn new(margin: Duration, limit: Duration, region_cap: Duration) -> Self {
         Hearing {
             margin,
             limit,
+            region_cap,
             live: HashSet::new(),
         }
     }
@@ -104,7 +126,7 @@ impl Hearing {
     /// Members absent from the snapshot are forgotten.
     pub fn judge(&mut self, sightings: &[Sighting<'_>]) -> Verdicts {
         let mut recheck_in: Option<Duration> = None;
-        let live: Vec<bool> = sightings
+        let mut live: Vec<bool> = sightings
             .iter()
             .map(|s| {
                 if s.live {
@@ -122,6 +144,9 @@ impl Hearing {
                 }
             })
             .collect();
+        if let Some(cap_in) = self.cap_regions(sightings, &mut live) {
+            recheck_in = Some(recheck_in.map_or(cap_in, |r| r.min(cap_in)));
+        }
         self.live = sightings
             .iter()
             .zip(&live)
@@ -129,6 +154,51 @@ impl Hearing {
             .map(|(s, _)| s.id.clone())
             .collect();
         Verdicts { live, recheck_in }
+    }
+
+    /// Counts dead every member of each region the region cap applies to; returns when it
+    /// would next apply to a region still counted live that is already silent for the
+    /// margin longer than the others (no wake-ups for regions heard as usual).
+    fn cap_regions(&self, sightings: &[Sighting<'_>], live: &mut [bool]) -> Option<Duration> {
+        // per region: how long since any of its members was last heard
+        let mut quiet: BTreeMap<&str, Duration> = BTreeMap::new();
+        for s in sightings {
+            if let Some(silence) = s.silence {
+                let q = quiet.entry(s.region).or_insert(silence);
+                *q = (*q).min(silence);
+            }
+        }
+        let mut recheck_in: Option<Duration> = None;
+        for (&region, &q) in &quiet {
+            let Some(freshest) = quiet
+                .iter()
+                .filter(|(&r, _)| r != region)
+                .map(|(_, &f)| f)
+                .min()
+            else {
+                continue;
+            };
+            let members = || {
+                sightings
+                    .iter()
+                    .enumerate()
+                    .filter(move |(_, s)| s.region == region)
+                    .map(|(i, _)| i)
+            };
+            if !members().any(|i| live[i]) {
+                continue;
+            }
+            let due = freshest.saturating_add(self.region_cap);
+            if q >= due {
+                for i in members() {
+                    live[i] = false;
+                }
+            } else if q >= freshest.saturating_add(self.margin) {
+                let left = due - q;
+                recheck_in = Some(recheck_in.map_or(left, |r| r.min(left)));
+            }
+        }
+        recheck_in
     }
 
     /// How long until the death of `s` would be confirmed; `None` when it is now.
@@ -157,7 +227,7 @@ mod tests {
     const MS: Duration = Duration::from_millis(1);
 
     fn judge() -> Hearing {
-        Hearing::new(MS * 1_000, MS * 5_000)
+        Hearing::new(MS * 1_000, MS * 5_000, MS * 2_000)
     }
 
     struct Member {
@@ -312,6 +382,53 @@ mod tests {
             ],
         );
         assert_eq!(v.live, vec![false, true]);
+        // eu, counted live, has been silent 1.5 s longer than na: the region cap comes due
+        // 2 s after na was heard
+        assert_eq!(v.recheck_in, Some(MS * 510));
+    }
+
+    #[test]
+    fn a_region_silent_while_others_are_heard_is_dead_whatever_its_windows_say() {
+        let (_, v) = after_settled(&[
+            member("na1", "na", true, 2_100),
+            member("na2", "na", true, 2_200),
+            member("na3", "na", false, 2_900),
+            member("eu1", "eu", true, 50),
+            member("as1", "as", true, 400),
+        ]);
+        assert_eq!(v.live, vec![false, false, false, true, true]);
+        assert_eq!(v.recheck_in, None);
+    }
+
+    #[test]
+    fn a_member_alone_silent_is_not_capped_while_its_region_is_heard() {
+        let (_, v) = after_settled(&[
+            member("na1", "na", true, 4_000),
+            member("na2", "na", true, 100),
+            member("eu1", "eu", true, 50),
+        ]);
+        assert_eq!(v.live, vec![true, true, true]);
+        assert_eq!(v.recheck_in, None);
+    }
+
+    #[test]
+    fn a_region_silent_beyond_the_margin_asks_for_a_round_when_the_cap_comes_due() {
+        let (_, v) = after_settled(&[
+            member("na1", "na", true, 1_500),
+            member("eu1", "eu", true, 100),
+        ]);
+        assert_eq!(v.live, vec![true, true]);
+        assert_eq!(v.recheck_in, Some(MS * 600));
+    }
+
+    #[test]
+    fn a_deaf_observer_caps_no_region() {
+        let (_, v) = after_settled(&[
+            member("na1", "na", true, 3_000),
+            member("eu1", "eu", true, 2_900),
+            member("as1", "as", true, 2_950),
+        ]);
+        assert_eq!(v.live, vec![true, true, true]);
         assert_eq!(v.recheck_in, None);
     }
 

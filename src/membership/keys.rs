@@ -23,6 +23,21 @@ pub const REGION_PREFIX: &str = "region:";
 /// second, in both clusters).
 pub const SUMMARY_HEAD_EVERY_MS: u64 = 5_000;
 
+/// How much newer than its stamp a summary saying its region has no live member counts when
+/// copies of one region from different sources are weighed ([`RegionSummary::precedence`]).
+///
+/// When a region is cut off, a cell's two bridges see it at different times (their detectors
+/// wait for different timeouts; up to 1.3 s apart at 10,000 nodes). Until the second one
+/// sees it, it republishes the region as live every time one more of the region's cells dies
+/// there, each time with a newer stamp, and the newest copy won: members that had taken the
+/// first bridge's "missing" went back to live and waited for the second bridge (1 % of them
+/// 0.8 s or more behind the first; SIMULATION.md, "Copies of a lost region"). With the lead
+/// a "missing" copy stands against a live one stamped up to this much later, so a cell
+/// follows its first bridge to see the loss. After a region was missing longer than this,
+/// a live copy wins at once (a heal is not held back); a bridge alone seeing a region missing
+/// is overridden by the other's live copies this much later than before.
+pub const MISSING_LEAD_MS: u64 = 2_000;
+
 /// Largest summary value accepted from gossip, in bytes.
 pub const MAX_SUMMARY_BYTES: usize = 4096;
 /// Most bridges or bridge seeds listed in one summary (a region split into cells lists
@@ -91,6 +106,13 @@ pub struct RegionSummary {
 }
 
 impl RegionSummary {
+    /// The order in which copies of one region (or cell) from different sources win: the
+    /// stamp, plus [`MISSING_LEAD_MS`] when the summary counts no live member.
+    pub fn precedence(&self) -> u64 {
+        let lead = if self.live == 0 { MISSING_LEAD_MS } else { 0 };
+        self.updated_ms.saturating_add(lead)
+    }
+
     /// Compact JSON for gossip.
     pub fn encode(&self) -> String {
         serde_json::to_string(self).unwrap_or_default()

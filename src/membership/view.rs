@@ -312,7 +312,8 @@ pub struct RegionMemory {
 
 impl RegionMemory {
     /// Folds in what was heard this round: per region, the newest summary from a live
-    /// source makes the region live as it says; a region heard only from dead sources, or
+    /// source makes the region live as it says (a summary counting no live member leads by
+    /// [`super::keys::MISSING_LEAD_MS`], see [`RegionSummary::precedence`]); a region heard only from dead sources, or
     /// not heard at all, is kept with no live member. Summaries of `own` are ignored (the
     /// node's own region, unless it is split into cells: then its other cells are kept).
     pub fn update(
@@ -329,7 +330,7 @@ impl RegionMemory {
             }
             let newer = best
                 .get(&h.summary.region)
-                .is_none_or(|b| h.summary.updated_ms > b.updated_ms);
+                .is_none_or(|b| h.summary.precedence() > b.precedence());
             if newer {
                 best.insert(&h.summary.region, &h.summary);
             }
@@ -564,6 +565,54 @@ mod tests {
         ];
         mem.update(Some(&region("eu")), &heard, 1_000, 60_000);
         assert_eq!(mem.regions().next().unwrap().live, 3);
+    }
+
+    /// One bridge of the cell saw the region lost at 10 s; the other still counts fewer and
+    /// fewer of it live, with newer stamps, until it sees the loss too.
+    fn first_bridge_missing(other_live: u32, other_ms: u64) -> Vec<HeardSummary> {
+        vec![
+            HeardSummary {
+                summary: summary("na", 6, 0, 10_000),
+                source_live: true,
+            },
+            HeardSummary {
+                summary: summary("na", 6, other_live, other_ms),
+                source_live: true,
+            },
+        ]
+    }
+
+    #[test]
+    fn a_missing_copy_stands_against_a_live_one_stamped_up_to_the_lead_later() {
+        let mut mem = RegionMemory::default();
+        let lead = super::super::keys::MISSING_LEAD_MS;
+        for (other_live, other_ms) in [(3, 10_300), (1, 11_200), (1, 10_000 + lead)] {
+            mem.update(
+                Some(&region("eu")),
+                &first_bridge_missing(other_live, other_ms),
+                other_ms,
+                60_000,
+            );
+            let na = mem.regions().next().unwrap();
+            assert!(na.missing, "a live copy stamped at {other_ms} ms won");
+        }
+    }
+
+    #[test]
+    fn a_live_copy_stamped_more_than_the_lead_after_a_missing_one_wins() {
+        // a heal seen by one bridge after the region was missing for longer than the lead,
+        // or a bridge alone in seeing the region lost, overridden by the other
+        let mut mem = RegionMemory::default();
+        let later = 10_000 + super::super::keys::MISSING_LEAD_MS + 1;
+        mem.update(
+            Some(&region("eu")),
+            &first_bridge_missing(6, later),
+            later,
+            60_000,
+        );
+        let na = mem.regions().next().unwrap();
+        assert!(!na.missing);
+        assert_eq!(na.live, 6);
     }
 
     #[test]
