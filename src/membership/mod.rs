@@ -35,7 +35,13 @@
 //! - a bridge counts a bridge-cluster member dead only once it has been silent 2 bridge
 //!   intervals longer than the freshest member of another region (or 10 intervals in all):
 //!   a bridge that hears nothing for a while under loss sees every member fall silent at
-//!   once and would otherwise take several regions for lost ([`hearing`]);
+//!   once and would otherwise take several regions for lost ([`hearing`]); the other way
+//!   round, a region all of whose bridge-cluster members have been silent 4 intervals
+//!   longer than the freshest member of another region counts lost even while young
+//!   detector windows hold some of them live ([`hearing::Hearing::region_cap`]);
+//! - of the copies of one region a node's cell bridges publish, one saying it has no live
+//!   member counts [`keys::MISSING_LEAD_MS`] newer than its stamp, so a cell follows its
+//!   first bridge to see a region lost;
 //! - besides its tick, the worker runs a round when woken: a `region:` copy gossiped into
 //!   the regional cluster disagrees with the view on whether that region is missing, or the
 //!   bridge cluster's live set changed; [`wake::WakeLimiter`] allows one woken round per
