@@ -92,8 +92,9 @@ pub fn check_cell_summary(
 /// Per (region, cell) the newest summary from a live source wins (the newest from any
 /// source when none is live; a summary counting no live member leads by
 /// [`super::keys::MISSING_LEAD_MS`], see [`RegionSummary::precedence`]); a region's
-/// combined summary is live when one of its cells was heard from a live source. Cells heard only from dead sources add their members as known,
-/// not live. A region with one cell comes out as its cell's summary, unchanged.
+/// combined summary is live when one of its cells was heard from a live source. Cells heard
+/// only from dead sources add their members as known, not live. A region with one cell
+/// comes out as its cell's summary, unchanged.
 pub fn combine(heard: &[HeardSummary]) -> Vec<HeardSummary> {
     let mut cells: BTreeMap<(&Region, u16), &HeardSummary> = BTreeMap::new();
     for h in heard {

@@ -125,6 +125,7 @@ impl Hearing {
     /// Judges the members of one snapshot (the observer itself excluded by the caller).
     /// Members absent from the snapshot are forgotten.
     pub fn judge(&mut self, sightings: &[Sighting<'_>]) -> Verdicts {
+        let quiet = Quiet::of(sightings);
         let mut recheck_in: Option<Duration> = None;
         let mut live: Vec<bool> = sightings
             .iter()
@@ -135,18 +136,16 @@ impl Hearing {
                 if !self.live.contains(s.id) {
                     return false;
                 }
-                match self.remaining(s, sightings) {
+                match self.remaining(s, &quiet) {
                     None => false,
                     Some(left) => {
-                        recheck_in = Some(recheck_in.map_or(left, |r| r.min(left)));
+                        earliest(&mut recheck_in, left);
                         true
                     }
                 }
             })
             .collect();
-        if let Some(cap_in) = self.cap_regions(sightings, &mut live) {
-            recheck_in = Some(recheck_in.map_or(cap_in, |r| r.min(cap_in)));
-        }
+        self.cap_regions(sightings, &quiet, &mut live, &mut recheck_in);
         self.live = sightings
             .iter()
             .zip(&live)
@@ -156,26 +155,18 @@ impl Hearing {
         Verdicts { live, recheck_in }
     }
 
-    /// Counts dead every member of each region the region cap applies to; returns when it
-    /// would next apply to a region still counted live that is already silent for the
-    /// margin longer than the others (no wake-ups for regions heard as usual).
-    fn cap_regions(&self, sightings: &[Sighting<'_>], live: &mut [bool]) -> Option<Duration> {
-        // per region: how long since any of its members was last heard
-        let mut quiet: BTreeMap<&str, Duration> = BTreeMap::new();
-        for s in sightings {
-            if let Some(silence) = s.silence {
-                let q = quiet.entry(s.region).or_insert(silence);
-                *q = (*q).min(silence);
-            }
-        }
-        let mut recheck_in: Option<Duration> = None;
-        for (&region, &q) in &quiet {
-            let Some(freshest) = quiet
-                .iter()
-                .filter(|(&r, _)| r != region)
-                .map(|(_, &f)| f)
-                .min()
-            else {
+    /// Counts dead every member of each region the region cap applies to; asks for a round
+    /// when it would next apply to a region still counted live that is already silent for
+    /// the margin longer than the others (no wake-ups for regions heard as usual).
+    fn cap_regions(
+        &self,
+        sightings: &[Sighting<'_>],
+        quiet: &Quiet<'_>,
+        live: &mut [bool],
+        recheck_in: &mut Option<Duration>,
+    ) {
+        for (&region, &q) in &quiet.0 {
+            let Some(freshest) = quiet.freshest_besides(region) else {
                 continue;
             };
             let members = || {
@@ -194,30 +185,53 @@ impl Hearing {
                     live[i] = false;
                 }
             } else if q >= freshest.saturating_add(self.margin) {
-                let left = due - q;
-                recheck_in = Some(recheck_in.map_or(left, |r| r.min(left)));
+                earliest(recheck_in, due - q);
             }
         }
-        recheck_in
     }
 
     /// How long until the death of `s` would be confirmed; `None` when it is now.
-    fn remaining(&self, s: &Sighting<'_>, all: &[Sighting<'_>]) -> Option<Duration> {
+    fn remaining(&self, s: &Sighting<'_>, quiet: &Quiet<'_>) -> Option<Duration> {
         // never heard: nothing to tell apart
         let silence = s.silence?;
         if silence >= self.limit {
             return None;
         }
-        let freshest = all
-            .iter()
-            .filter(|o| o.region != s.region)
-            .filter_map(|o| o.silence)
-            .min();
-        let needed = freshest.map_or(self.limit, |f| {
+        let needed = quiet.freshest_besides(s.region).map_or(self.limit, |f| {
             f.saturating_add(self.margin).min(self.limit)
         });
         needed.checked_sub(silence).filter(|left| !left.is_zero())
     }
+}
+
+/// Per region of a snapshot: how long since any of its members' heartbeats last rose.
+struct Quiet<'a>(BTreeMap<&'a str, Duration>);
+
+impl<'a> Quiet<'a> {
+    fn of(sightings: &[Sighting<'a>]) -> Self {
+        let mut quiet: BTreeMap<&'a str, Duration> = BTreeMap::new();
+        for s in sightings {
+            if let Some(silence) = s.silence {
+                let q = quiet.entry(s.region).or_insert(silence);
+                *q = (*q).min(silence);
+            }
+        }
+        Quiet(quiet)
+    }
+
+    /// The silence of the freshest member of any region but `region`.
+    fn freshest_besides(&self, region: &str) -> Option<Duration> {
+        self.0
+            .iter()
+            .filter(|(&r, _)| r != region)
+            .map(|(_, &q)| q)
+            .min()
+    }
+}
+
+/// Keeps the earlier of `recheck_in` and `left`.
+fn earliest(recheck_in: &mut Option<Duration>, left: Duration) {
+    *recheck_in = Some(recheck_in.map_or(left, |r| r.min(left)));
 }
 
 #[cfg(test)]
