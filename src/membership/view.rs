@@ -314,8 +314,9 @@ impl RegionMemory {
     /// Folds in what was heard this round: per region, the newest summary from a live
     /// source makes the region live as it says (a summary counting no live member leads by
     /// [`super::keys::MISSING_LEAD_MS`], see [`RegionSummary::precedence`]); a region heard
-    /// only from dead sources, or not heard at all, is kept with no live member. Summaries of `own` are ignored (the
-    /// node's own region, unless it is split into cells: then its other cells are kept).
+    /// only from dead sources, or not heard at all, is kept with no live member. Summaries
+    /// of `own` are ignored (the node's own region, unless it is split into cells: then its
+    /// other cells are kept).
     pub fn update(
         &mut self,
         own: Option<&Region>,
