@@ -19,12 +19,10 @@
 
 use std::collections::BTreeMap;
 
+pub use super::keys::MAX_CELLS;
 use super::keys::{RegionSummary, MAX_SUMMARY_ADDRS, SEEDS_PER_SUMMARY};
 use super::view::{HeardSummary, RegionStatus};
 use crate::region::Region;
-
-/// Most cells a region may be split into.
-pub const MAX_CELLS: u16 = 64;
 
 /// The cell of a node: FNV-1a of its id modulo `cells` (0 when `cells` is 0 or 1).
 pub fn cell_of(node_id: &str, cells: u16) -> u16 {

@@ -38,6 +38,8 @@ pub const SUMMARY_HEAD_EVERY_MS: u64 = 5_000;
 /// is overridden by the other's live copies this much later than before.
 pub const MISSING_LEAD_MS: u64 = 2_000;
 
+/// Most cells a region may be split into.
+pub const MAX_CELLS: u16 = 64;
 /// Largest summary value accepted from gossip, in bytes.
 pub const MAX_SUMMARY_BYTES: usize = 4096;
 /// Most bridges or bridge seeds listed in one summary (a region split into cells lists
@@ -127,7 +129,7 @@ impl RegionSummary {
         // bridge ids must be node ids: free-form strings could make the summary's own
         // encoding exceed MAX_SUMMARY_BYTES, so a copied summary would no longer decode
         let sane = s.live <= s.known
-            && s.cells <= super::cell::MAX_CELLS
+            && s.cells <= MAX_CELLS
             && s.cell < s.cells.max(1)
             && s.bridges.len() <= MAX_SUMMARY_ADDRS
             && s.bridges.iter().all(|b| NodeId::parse(b).is_some())

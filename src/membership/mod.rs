@@ -4,6 +4,10 @@
 //! summaries into their regional cluster. [`Membership`] is the only owner of chitchat; the
 //! rest of the node reads a [`MembershipView`] from a watch channel.
 //!
+//! Each membership round is a pure step, [`machine::Machine::round`]: what the clusters hold
+//! in, the view and the actions out. The worker task here reads the clusters, runs the step
+//! and carries the actions out; it decides nothing.
+//!
 //! Choices that keep the bridge cluster small and quiet (measured in SIMULATION.md):
 //! - the election is the deterministic one of DESIGN §3, but a node joins the bridge cluster
 //!   only after being elected in [`bridge_role::BRIDGE_SETTLE_ROUNDS`] rounds in a row (a
@@ -20,7 +24,7 @@
 //! - the bridge cluster forgets dead members after [`BRIDGE_GRACE`] (30 s), not the
 //!   configured grace period.
 //!
-//! Choices that make a lost region known fast without false deaths (SIMULATION.md, issue 7):
+//! Choices that make a lost region known fast without false deaths:
 //! - the regional detector counts the heartbeats that reach it within half a gossip interval
 //!   as one and never takes its mean interval below the gossip interval (patches of
 //!   chitchat's detector, `detector::detector_config`), so phi counts silent seconds; the
@@ -61,26 +65,29 @@ pub mod head_pace;
 pub mod hearing;
 pub mod keys;
 pub mod liveness;
+pub mod machine;
 pub mod store;
 pub mod transport;
 pub mod view;
 pub mod wake;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chitchat::{
-    spawn_chitchat, ChitchatConfig, ChitchatHandle, ChitchatId, FailureDetectorConfig, NodeState,
-};
+use chitchat::{spawn_chitchat, ChitchatConfig, ChitchatHandle, ChitchatId, FailureDetectorConfig};
 use detector::{detector_config, Cluster};
 use rand::SeedableRng;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
 pub use keys::{Head, RegionSummary};
+pub use machine::{bridge_gossip_addr, Machine};
 pub use store::MembershipStore;
 pub use view::{Member, MembershipView, PeerRecord, RegionStatus};
 
@@ -90,39 +97,19 @@ use crate::identity::{Identity, NodeType};
 use crate::metrics::{Metrics, CLUSTER_BRIDGE, CLUSTER_REGIONAL};
 use crate::region::Region;
 use admission::{GuardHandle, GuardView};
-use card::MemberCard;
+use machine::{bridge_interval, Action, Level, Observation, Settings, Sighted};
 use transport::{GossipCounters, GuardedTransport, TransportFactory};
-use view::{HeardSummary, OwnRegionInput, RegionMemory};
 
-/// How often last-seen times are written when the set of members does not change (a
-/// change is written at once).
-const REFRESH_EVERY: Duration = Duration::from_secs(60);
 /// A woken round runs at most once per gossip interval divided by this (200 ms at 1 s).
 const WAKE_GAP_DIVISOR: u32 = 5;
-/// Members a node gossips with at once, picked at random, when the regions its view shows
-/// missing change.
-const PUSH_FANOUT: usize = 4;
-/// Members that follow the node in node-id order it also gossips with then, so that nobody
-/// is left out of the cascade ([`wake::push_targets`]).
-const PUSH_SUCCESSORS: usize = 2;
 /// Longest dead-node grace period of the bridge cluster. Its members come and go with the
 /// bridge role (a node that bridged for a moment at a cold start, a replaced bridge), and
 /// chitchat keeps a dead member in every digest for half the grace period: at 10,000 nodes
 /// in 72 cells, 265 such hosts beside 216 bridges made the bridge cluster's SYN 8.7 KB and a
-/// bridge send 149 KB/s (SIMULATION.md). A region whose bridges all died is remembered as
-/// missing by `RegionMemory`, not by chitchat, so forgetting dead bridges sooner loses
-/// nothing; chitchat re-admits a collected member that gossips again.
+/// bridge send 149 KB/s. A region whose bridges all died is remembered as missing by
+/// `RegionMemory`, not by chitchat, so forgetting dead bridges sooner loses nothing;
+/// chitchat re-admits a collected member that gossips again.
 const BRIDGE_GRACE: Duration = Duration::from_secs(30);
-/// Most bridges warned about for another cell count (the rest are ignored silently).
-const MAX_CELL_COUNT_WARNINGS: usize = 64;
-
-/// Most card verifications cached.
-const MAX_CACHED_CARDS: usize = 20_000;
-
-/// The bridge-cluster gossip address of a node: its advertised address, port + 1.
-pub fn bridge_gossip_addr(advertise: SocketAddr) -> SocketAddr {
-    SocketAddr::new(advertise.ip(), advertise.port().wrapping_add(1))
-}
 
 /// What [`Membership::start`] needs.
 pub struct MembershipParams {
@@ -268,35 +255,35 @@ impl Membership {
         });
         // remembered regions only seed the bridge cluster (see node::seeds); they are not
         // restored as missing, so a restarted node never raises a stale failover
-        let memory = RegionMemory::default();
-        let bridge_hearing =
-            hearing::Hearing::for_interval(bridge_interval(params.config.gossip_interval));
+        let machine = Machine::new(
+            Settings {
+                node_id: params.identity.node_id().clone(),
+                region: params.region.clone(),
+                regional_id: id.clone(),
+                bridge_id: ChitchatId::new(
+                    id.node_id.clone(),
+                    id.generation_id,
+                    bridge_gossip_addr(params.advertise_addr),
+                ),
+                cells_per_region: params.config.cells_per_region,
+                bridges_per_region: params.config.bridges_per_region,
+                retention: params.retention,
+                bridge_seeds: params.bridge_seeds.clone(),
+                lone_start: !params.expect_peers,
+                gossip_interval: params.config.gossip_interval,
+            },
+            params.store.load_peers(),
+            rand::rngs::StdRng::from_entropy(),
+        );
         let worker = Worker {
-            cell,
-            lone_start: !params.expect_peers,
-            records: params
-                .store
-                .load_peers()
-                .into_iter()
-                .map(|r| (r.node_id.clone(), r))
-                .collect(),
             params,
             shared: shared.clone(),
-            cards: HashMap::new(),
-            memory,
+            machine,
             view_tx,
             joined_tx,
-            last_persist_ms: 0,
-            persisted_ids: HashSet::new(),
             self_id: id,
-            regional_liveness: liveness::LivenessFilter::default(),
-            bridge_liveness: liveness::LivenessFilter::default(),
-            bridge_hearing,
-            bridge_recheck_in: None,
             regional_guard,
             bridge_guard: GuardHandle::default(),
-            bridge_role: bridge_role::BridgeRole::default(),
-            cell_count_warned: HashSet::new(),
         };
         let task = tokio::spawn(worker.run(stop_rx));
         Ok(Membership {
@@ -452,51 +439,19 @@ async fn spawn_cluster(
         })
 }
 
-/// The bridge cluster's gossip interval: twice as often as the regional clusters.
-fn bridge_interval(gossip_interval: Duration) -> Duration {
-    (gossip_interval / 2).max(Duration::from_millis(50))
-}
-
-/// Shared access to one chitchat cluster's state.
-type ClusterRef = Arc<tokio::sync::Mutex<chitchat::Chitchat>>;
-
-/// A member observed in a cluster snapshot, with its verified card.
-struct Observed {
-    id: ChitchatId,
-    card: MemberCard,
-    live: bool,
-    ready: bool,
-    head: Option<Head>,
-    kv: Vec<(String, String)>,
-}
-
+/// Carries out the membership rounds of [`Machine`]: reads the clusters, runs the step and
+/// does what it returns. Holds the chitchat handles; decides nothing.
 struct Worker {
     params: MembershipParams,
-    /// This node's gossip cell in its region (`cell`).
-    cell: u16,
-    /// Bridges already warned about for another cell count.
-    cell_count_warned: HashSet<String>,
     shared: Arc<Shared>,
-    cards: HashMap<(ChitchatId, String), Option<MemberCard>>,
-    memory: RegionMemory,
-    records: BTreeMap<crate::identity::NodeId, PeerRecord>,
+    machine: Machine,
     view_tx: watch::Sender<Arc<MembershipView>>,
     joined_tx: watch::Sender<bool>,
-    last_persist_ms: u64,
-    persisted_ids: HashSet<crate::identity::NodeId>,
-    lone_start: bool,
     self_id: ChitchatId,
-    regional_liveness: liveness::LivenessFilter,
-    bridge_liveness: liveness::LivenessFilter,
-    /// Confirms bridge-cluster deaths against what this node hears of other regions.
-    bridge_hearing: hearing::Hearing,
-    /// When a death held back by `bridge_hearing` is due to be confirmed.
-    bridge_recheck_in: Option<Duration>,
     /// What the regional cluster's transport guard admits against.
     regional_guard: GuardHandle,
     /// What the bridge cluster's transport guard admits against.
     bridge_guard: GuardHandle,
-    bridge_role: bridge_role::BridgeRole,
 }
 
 impl Worker {
@@ -521,7 +476,6 @@ impl Worker {
         };
         let mut limiter = wake::WakeLimiter::new((interval / WAKE_GAP_DIVISOR).as_millis() as u64);
         let mut bridge_live: Option<wake::BridgeLiveWatch> = None;
-        let mut rng = rand::rngs::StdRng::from_entropy();
         loop {
             let due = limiter.due_in(self.params.clock.now_ms());
             let bridge_changed = async {
@@ -552,31 +506,15 @@ impl Worker {
                 }
                 _ = stop.changed() => break,
             }
-            let missing_before = self.view_tx.borrow().missing_regions();
-            self.round().await;
+            let recheck_in = self.round().await;
             limiter.ran(self.params.clock.now_ms());
-            if let Some(wait) = self.bridge_recheck_in.take() {
+            if let Some(wait) = recheck_in {
                 // a bridge-cluster death held back for want of hearing comes due then
                 // (rounded up: a round a millisecond early would find it not yet due)
                 let wait_ms = (wait.as_millis() as u64).saturating_add(1);
                 limiter.request_after(wait_ms, self.params.clock.now_ms());
             }
-            let view = self.view_tx.borrow().clone();
-            if view.missing_regions() != missing_before {
-                // tell a few members at once instead of waiting for their gossip rounds;
-                // each node does this once per change of its view, so it cascades
-                for addr in wake::push_targets(&view, PUSH_SUCCESSORS, PUSH_FANOUT, &mut rng) {
-                    let _ = self.shared.regional.gossip(addr);
-                }
-            }
-            let bridge = self
-                .shared
-                .bridge
-                .lock()
-                .await
-                .as_ref()
-                .map(|h| h.chitchat());
-            match bridge {
+            match self.bridge_cluster().await {
                 None => bridge_live = None,
                 Some(c) if bridge_live.is_none() => {
                     bridge_live = Some(wake::BridgeLiveWatch::new(
@@ -586,482 +524,176 @@ impl Worker {
                 Some(_) => {}
             }
         }
-        self.persist(self.params.clock.now_ms(), true);
+        if let Some(persist) = self.machine.persist(self.params.clock.now_ms(), true) {
+            self.carry_out(persist, &mut true).await;
+        }
     }
 
-    /// Reads a cluster and returns its members whose cards verify; publishes what the
-    /// cluster's transport guard admits digests against.
-    /// In the bridge cluster a death is also weighed against the node's hearing of the other
-    /// regions ([`hearing`]).
-    async fn observe(&mut self, cluster: &ClusterRef, bridge: bool) -> Vec<Observed> {
-        let (states, live, silences) = {
-            let c = cluster.lock().await;
-            let live: HashSet<ChitchatId> = c.live_nodes().cloned().collect();
-            let states: Vec<NodeState> = c.node_states().values().cloned().collect();
-            let silences: Vec<Option<Duration>> = if bridge {
-                states
-                    .iter()
-                    .map(|s| c.heartbeat_silence(s.chitchat_id()))
-                    .collect()
-            } else {
-                Vec::new()
-            };
-            (states, live, silences)
-        };
-        let known: HashSet<ChitchatId> = states.iter().map(|s| s.chitchat_id().clone()).collect();
-        if self.cards.len() > MAX_CACHED_CARDS {
-            self.cards.clear();
-        }
-        let mut out = Vec::with_capacity(states.len());
-        let mut heard: Vec<Option<Duration>> = Vec::with_capacity(silences.len());
-        for (i, state) in states.into_iter().enumerate() {
-            let id = state.chitchat_id().clone();
-            let Some(card_value) = state.get(keys::KEY_CARD) else {
-                continue;
-            };
-            let key = (id.clone(), card_value.to_string());
-            let card = self
-                .cards
-                .entry(key)
-                .or_insert_with(|| card::verify_card(&id, card_value))
-                .clone();
-            let Some(card) = card else {
-                debug!(node = ?id, "ignoring member with an invalid card");
-                continue;
-            };
-            let filter = if bridge {
-                &mut self.bridge_liveness
-            } else {
-                &mut self.regional_liveness
-            };
-            let heartbeat = u64::from(state.heartbeat());
-            if bridge {
-                heard.push(silences.get(i).copied().flatten());
-            }
-            out.push(Observed {
-                live: filter.live(&id, live.contains(&id), heartbeat),
-                ready: state.get(keys::KEY_READY) != Some("0"),
-                head: state.get(keys::KEY_HEAD).and_then(Head::decode),
-                kv: state
-                    .key_values()
-                    .filter(|(k, _)| k.starts_with(keys::REGION_PREFIX) || *k == keys::KEY_SUMMARY)
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect(),
-                id,
-                card,
-            });
-        }
-        if bridge {
-            self.judge_bridge_deaths(&mut out, &heard);
-        }
-        let guard = if bridge {
-            &self.bridge_guard
-        } else {
-            &self.regional_guard
-        };
-        guard.publish(GuardView {
-            known,
-            trusted: out
-                .iter()
-                .map(|o| admission::canonical(o.id.gossip_advertise_addr))
-                .collect(),
-        });
-        out
-    }
-
-    /// Holds back the deaths of bridge-cluster members `observed` (with their heartbeat
-    /// silences) that this node cannot tell from its own deafness, and notes when to look
-    /// again.
-    fn judge_bridge_deaths(&mut self, observed: &mut [Observed], silences: &[Option<Duration>]) {
-        let self_id = self.bridge_self_id();
-        let others: Vec<usize> = (0..observed.len())
-            .filter(|&i| observed[i].id != self_id)
-            .collect();
-        let sightings: Vec<hearing::Sighting<'_>> = others
-            .iter()
-            .map(|&i| hearing::Sighting {
-                id: &observed[i].id,
-                region: observed[i].card.region.as_str(),
-                live: observed[i].live,
-                silence: silences.get(i).copied().flatten(),
-            })
-            .collect();
-        let verdicts = self.bridge_hearing.judge(&sightings);
-        drop(sightings);
-        for (&i, live) in others.iter().zip(verdicts.live) {
-            observed[i].live = live;
-        }
-        self.bridge_recheck_in = verdicts.recheck_in;
-    }
-
-    async fn round(&mut self) {
+    /// One round: reads both clusters, runs the step, carries out its actions and publishes
+    /// the view. Returns when a held-back bridge-cluster death comes due.
+    async fn round(&mut self) -> Option<Duration> {
         self.shared.pace_head(None).await;
         let now = self.params.clock.now_ms();
-        let region = self.params.region.clone();
-        let regional = self.shared.regional.chitchat();
-        let observed = self.observe(&regional, false).await;
-        let mut members: Vec<Member> = Vec::new();
-        let mut copies: Vec<HeardSummary> = Vec::new();
-        for o in &observed {
-            if !self.in_own_cell(&o.card.region, &o.id) {
-                continue;
-            }
-            let node_id = crate::identity::NodeId::parse(&o.id.node_id);
-            let Some(node_id) = node_id else { continue };
-            let last_seen_ms = if o.live {
-                now
-            } else {
-                self.records.get(&node_id).map_or(0, |r| r.last_seen_ms)
-            };
-            members.push(Member {
-                node_id,
-                generation: o.id.generation_id,
-                gossip_addr: o.id.gossip_advertise_addr,
-                region: o.card.region.clone(),
-                node_type: o.card.node_type,
-                live: o.live,
-                ready: o.ready,
-                head: o.head,
-                last_seen_ms,
-                bridge: false,
-            });
-        }
-        let mut members = view::latest_generations(members);
-        let bridges = view::elect_bridges(&members, self.params.config.bridges_per_region);
-        for m in &mut members {
-            m.bridge = bridges.contains(&m.node_id);
-        }
-        for m in members.iter().filter(|m| m.live) {
-            self.records.insert(
-                m.node_id.clone(),
-                PeerRecord {
-                    node_id: m.node_id.clone(),
-                    region: m.region.clone(),
-                    node_type: m.node_type,
-                    gossip_addr: m.gossip_addr,
-                    last_seen_ms: now,
-                },
-            );
-        }
-        let records: Vec<PeerRecord> = self.records.values().cloned().collect();
-        let own = view::own_region_status(OwnRegionInput {
-            region: &region,
-            members: &members,
-            records: &records,
-            now_ms: now,
-            retention_ms: self.params.retention.as_millis() as u64,
-            bridge_addr: &|m: &Member| bridge_gossip_addr(m.gossip_addr),
-        });
-        let self_node_id = self.params.identity.node_id().clone();
-        let is_bridge = self.bridge_role.update(
-            bridges.contains(&self_node_id),
-            bridge_role::BRIDGE_SETTLE_ROUNDS,
-        );
-        let mut bridge_peers_live = 0;
-        if is_bridge {
-            if let Some(cluster) = self.ensure_bridge(&own).await {
-                {
-                    let mut c = cluster.lock().await;
-                    let state = c.self_node_state();
-                    let prev = state.get(keys::KEY_SUMMARY).and_then(RegionSummary::decode);
-                    let summary = keys::restamp(
-                        prev.as_ref(),
-                        RegionSummary {
-                            cell: self.cell,
-                            cells: self.split_cells(),
-                            ..own.to_summary(now)
-                        },
-                        now,
-                        keys::SUMMARY_HEAD_EVERY_MS,
-                    );
-                    state.set(keys::KEY_SUMMARY, summary.encode());
-                }
-                let known_addrs: HashSet<SocketAddr> =
-                    members.iter().map(|m| m.gossip_addr).collect();
-                for o in self.observe(&cluster, true).await {
-                    let summary = published_summary(&o.kv);
-                    let fits = summary.as_ref().map(|s| {
-                        cell::check_cell_summary(
-                            s,
-                            &o.card.region,
-                            &o.id.node_id,
-                            self.params.config.cells_per_region,
-                        )
-                    });
-                    if let Some(Err(cell::CellMismatch::Cells { theirs })) = fits {
-                        // another cell count: not a bridge of any cell of ours, whatever
-                        // its id hashes to
-                        self.warn_cell_count(&o.id.node_id, &o.card.region, theirs);
-                        continue;
-                    }
-                    let own_cell = self.in_own_cell(&o.card.region, &o.id);
-                    if own_cell && o.live && o.id != self.bridge_self_id() {
-                        // another bridge of our own cell that our regional cluster does
-                        // not know: the cell is split (e.g. two nodes joined it at once);
-                        // gossip with its members to merge the two halves
-                        for addr in summary.iter().flat_map(|s| &s.seeds) {
-                            if !known_addrs.contains(addr) {
-                                let _ = self.shared.regional.gossip(*addr);
-                            }
-                        }
-                    }
-                    if own_cell || !o.ready {
-                        continue;
-                    }
-                    if o.live {
-                        bridge_peers_live += 1;
-                    }
-                    if let (Some(summary), Some(Ok(()))) = (summary, fits) {
-                        copies.push(HeardSummary {
-                            summary,
-                            source_live: o.live,
-                        });
-                    }
-                }
-            }
-        } else {
-            self.drop_bridge().await;
-            let bridge_ids: HashSet<&str> = bridges.iter().map(|b| b.as_str()).collect();
-            for o in &observed {
-                if !self.in_own_cell(&o.card.region, &o.id) || !bridge_ids.contains(&*o.id.node_id)
-                {
-                    continue;
-                }
-                for (k, v) in &o.kv {
-                    if !k.starts_with(keys::REGION_PREFIX) {
-                        continue;
-                    }
-                    if let Some(summary) = RegionSummary::decode(v) {
-                        copies.push(HeardSummary {
-                            summary,
-                            source_live: o.live,
-                        });
-                    }
-                }
-            }
-        }
-        let retention_ms = self.params.retention.as_millis() as u64;
-        // a non-bridge that sees every bridge of its cell dead has lost its only window on
-        // the other regions, not the regions: it keeps what it knew instead of counting
-        // them all missing (at 20 % loss a small cell's member sometimes sees its bridges
-        // dead for a few seconds, and five missing regions would raise failover)
-        let blind = !is_bridge && view::all_sources_dead(&copies);
-        if !blind {
-            // one summary per region: a bridge hears every cell of every region; the copies
-            // a bridge publishes are combined already. In a split region the own region's
-            // other cells are kept like any region; in a region of one cell nothing of it
-            // is heard.
-            let heard = cell::combine(&copies);
-            let split = self.params.config.cells_per_region > 1;
-            self.memory
-                .update((!split).then_some(&region), &heard, now, retention_ms);
-        }
-        if is_bridge {
-            self.publish_copies(now).await;
-        }
-        let live_peers = members
-            .iter()
-            .filter(|m| m.live && m.node_id != self_node_id)
-            .count();
-        if !*self.joined_tx.borrow() && (self.lone_start || live_peers > 0 || bridge_peers_live > 0)
-        {
-            info!(live_peers, bridge_peers_live, "membership joined");
-            let _ = self.joined_tx.send(true);
-        }
-        let mut regions: BTreeMap<Region, RegionStatus> = self
-            .memory
-            .regions()
-            .map(|r| (r.region.clone(), r.clone()))
-            .collect();
-        let other_cells = regions.remove(&region);
-        regions.insert(
-            region.clone(),
-            cell::whole_region(own, other_cells.as_ref()),
-        );
-        let view = MembershipView {
-            self_id: self_node_id,
-            self_region: region,
-            members,
-            regions,
-            is_bridge,
-            at_ms: now,
+        let regional = read_cluster(&self.shared.regional.chitchat(), false).await;
+        let bridge = match self.bridge_cluster().await {
+            Some(c) => Some(read_cluster(&c, true).await),
+            None => None,
         };
-        self.update_metrics(&view);
+        let step = self.machine.round(now, Observation { regional, bridge });
+        let mut bridged = true;
+        for action in step.actions {
+            self.carry_out(action, &mut bridged).await;
+        }
+        self.update_metrics(&step.view);
+        let view = step.view;
         self.view_tx.send_if_modified(|current| {
             let changed = !same_view(current, &view);
             *current = Arc::new(view);
             changed
         });
-        self.persist(now, false);
+        step.recheck_in
     }
 
-    /// Whether a member of `region` with chitchat id `id` gossips in this node's cell.
-    fn in_own_cell(&self, region: &Region, id: &ChitchatId) -> bool {
-        *region == self.params.region && self.cell_of(id) == self.cell
-    }
-
-    /// This node's cell count as published in its cell summaries (0 when not split).
-    fn split_cells(&self) -> u16 {
-        match self.params.config.cells_per_region {
-            0 | 1 => 0,
-            n => n,
+    /// Does what the step asked. `bridged` turns false when joining the bridge cluster
+    /// failed, and the bridge-cluster actions after it are skipped.
+    async fn carry_out(&mut self, action: Action, bridged: &mut bool) {
+        match action {
+            Action::Guard { level, view } => match level {
+                Level::Regional => self.regional_guard.publish(view),
+                Level::Bridge => self.bridge_guard.publish(view),
+            },
+            Action::JoinBridge { seeds } => *bridged = self.join_bridge(seeds).await,
+            Action::LeaveBridge => self.leave_bridge().await,
+            Action::PublishSummary(value) => {
+                if let Some(c) = self.bridge_cluster().await.filter(|_| *bridged) {
+                    c.lock()
+                        .await
+                        .self_node_state()
+                        .set(keys::KEY_SUMMARY, value);
+                }
+            }
+            Action::PublishCopies { set, delete } => {
+                self.shared
+                    .regional
+                    .with_chitchat(|c| {
+                        let state = c.self_node_state();
+                        for k in &delete {
+                            state.delete(k);
+                        }
+                        for (k, v) in &set {
+                            state.set(k, v);
+                        }
+                    })
+                    .await;
+            }
+            Action::Gossip(addrs) => {
+                for addr in addrs {
+                    let _ = self.shared.regional.gossip(addr);
+                }
+            }
+            Action::Joined {
+                live_peers,
+                bridge_peers_live,
+            } => {
+                info!(live_peers, bridge_peers_live, "membership joined");
+                let _ = self.joined_tx.send(true);
+            }
+            Action::Persist { peers, regions } => {
+                if let Err(e) = self.params.store.save_peers(&peers) {
+                    warn!(error = %e, "cannot save peers");
+                }
+                if let Err(e) = self.params.store.save_regions(&regions) {
+                    warn!(error = %e, "cannot save regions");
+                }
+            }
         }
     }
 
-    /// Warns, once per bridge, that a bridge splits regions into another number of cells
-    /// (its summaries are ignored: every node must use the same `--cells-per-region`).
-    fn warn_cell_count(&mut self, node_id: &str, region: &Region, theirs: u16) {
-        if self.cell_count_warned.len() >= MAX_CELL_COUNT_WARNINGS
-            || !self.cell_count_warned.insert(node_id.to_string())
-        {
-            return;
+    /// The bridge cluster's state, when this node is in it.
+    async fn bridge_cluster(&self) -> Option<ClusterRef> {
+        self.shared
+            .bridge
+            .lock()
+            .await
+            .as_ref()
+            .map(|h| h.chitchat())
+    }
+
+    /// Joins the bridge cluster; false when it could not.
+    async fn join_bridge(&mut self, mut seeds: Vec<SocketAddr>) -> bool {
+        let mut guard = self.shared.bridge.lock().await;
+        if guard.is_some() {
+            return true;
         }
-        warn!(
-            bridge = node_id,
-            %region,
-            their_cells_per_region = theirs,
-            our_cells_per_region = self.params.config.cells_per_region.max(1),
-            "a bridge splits regions into another number of gossip cells; its region summary \
-             is ignored: every node of the network must use the same --cells-per-region"
-        );
-    }
-
-    /// The gossip cell of a member of any region, by its chitchat id.
-    fn cell_of(&self, id: &ChitchatId) -> u16 {
-        cell::cell_of(&id.node_id, self.params.config.cells_per_region)
-    }
-
-    /// This node's id in the bridge cluster (same node id and generation, bridge address).
-    fn bridge_self_id(&self) -> ChitchatId {
-        ChitchatId::new(
+        let advertise = bridge_gossip_addr(self.params.advertise_addr);
+        let bind = bridge_gossip_addr(self.params.bind_addr);
+        let id = ChitchatId::new(
             self.self_id.node_id.clone(),
             self.self_id.generation_id,
-            bridge_gossip_addr(self.params.advertise_addr),
-        )
-    }
-
-    async fn ensure_bridge(&mut self, own: &RegionStatus) -> Option<ClusterRef> {
-        let mut guard = self.shared.bridge.lock().await;
-        if guard.is_none() {
-            let advertise = bridge_gossip_addr(self.params.advertise_addr);
-            let bind = bridge_gossip_addr(self.params.bind_addr);
-            let id = ChitchatId::new(
-                self.self_id.node_id.clone(),
-                self.self_id.generation_id,
-                advertise,
-            );
-            let card_value = card::issue(
-                &self.params.identity,
-                &id,
-                &self.params.region,
-                self.params.node_type,
-            );
-            let mut seeds: Vec<SocketAddr> = self.params.bridge_seeds.clone();
-            seeds.extend(
-                self.shared
-                    .late_bridge_seeds
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .iter()
-                    .copied(),
-            );
-            seeds.extend(own.bridge_seeds.iter().copied());
-            for r in self.memory.regions() {
-                seeds.extend(r.bridge_seeds.iter().copied());
-            }
-            seeds.sort();
-            seeds.dedup();
-            let interval = bridge_interval(self.params.config.gossip_interval);
-            self.bridge_guard.publish(GuardView::default());
-            match spawn_cluster(
-                id.clone(),
-                format!("{}/bridges", self.params.chain_id),
-                bind,
-                &seeds,
+            advertise,
+        );
+        let card_value = card::issue(
+            &self.params.identity,
+            &id,
+            &self.params.region,
+            self.params.node_type,
+        );
+        seeds.extend(
+            self.shared
+                .late_bridge_seeds
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .copied(),
+        );
+        seeds.sort();
+        seeds.dedup();
+        let interval = bridge_interval(self.params.config.gossip_interval);
+        self.bridge_guard.publish(GuardView::default());
+        match spawn_cluster(
+            id.clone(),
+            format!("{}/bridges", self.params.chain_id),
+            bind,
+            &seeds,
+            interval,
+            detector_config(
+                Cluster::Bridge,
                 interval,
-                detector_config(
-                    Cluster::Bridge,
-                    interval,
-                    self.params.config.dead_node_grace_period.min(BRIDGE_GRACE),
-                ),
-                vec![
-                    (keys::KEY_CARD.into(), card_value),
-                    (keys::KEY_READY.into(), "1".into()),
-                ],
-                GuardedTransport::new(
-                    (self.params.transport)(),
-                    GossipCounters::new(&self.params.metrics, CLUSTER_BRIDGE),
-                    id,
-                    self.bridge_guard.clone(),
-                ),
-            )
-            .await
-            {
-                Ok(handle) => {
-                    info!(addr = %advertise, seeds = seeds.len(), "became a bridge");
-                    self.params.metrics.bridge.set(1);
-                    *guard = Some(handle);
-                }
-                Err(e) => warn!(error = %e, "cannot join the bridge cluster"),
+                self.params.config.dead_node_grace_period.min(BRIDGE_GRACE),
+            ),
+            vec![
+                (keys::KEY_CARD.into(), card_value),
+                (keys::KEY_READY.into(), "1".into()),
+            ],
+            GuardedTransport::new(
+                (self.params.transport)(),
+                GossipCounters::new(&self.params.metrics, CLUSTER_BRIDGE),
+                id,
+                self.bridge_guard.clone(),
+            ),
+        )
+        .await
+        {
+            Ok(handle) => {
+                info!(addr = %advertise, seeds = seeds.len(), "became a bridge");
+                self.params.metrics.bridge.set(1);
+                *guard = Some(handle);
+                true
+            }
+            Err(e) => {
+                warn!(error = %e, "cannot join the bridge cluster");
+                false
             }
         }
-        guard.as_ref().map(|h| h.chitchat())
     }
 
-    async fn drop_bridge(&mut self) {
+    async fn leave_bridge(&mut self) {
         let handle = self.shared.bridge.lock().await.take();
         if let Some(handle) = handle {
             info!("no longer a bridge");
-            self.bridge_recheck_in = None;
-            self.bridge_hearing.forget();
             self.params.metrics.bridge.set(0);
             let _ = handle.shutdown().await;
         }
-    }
-
-    async fn publish_copies(&self, now: u64) {
-        let copies: Vec<(String, RegionSummary)> = self
-            .memory
-            .regions()
-            .map(|r| {
-                (
-                    format!("{}{}", keys::REGION_PREFIX, r.region),
-                    r.to_summary(now),
-                )
-            })
-            .collect();
-        self.shared
-            .regional
-            .with_chitchat(|c| {
-                let state = c.self_node_state();
-                let copies: Vec<(String, String)> = copies
-                    .iter()
-                    .map(|(k, next)| {
-                        let prev = state.get(k).and_then(RegionSummary::decode);
-                        let s = keys::restamp(
-                            prev.as_ref(),
-                            next.clone(),
-                            now,
-                            keys::SUMMARY_HEAD_EVERY_MS,
-                        );
-                        (k.clone(), s.encode())
-                    })
-                    .collect();
-                let stale: Vec<String> = state
-                    .key_values()
-                    .map(|(k, _)| k.to_string())
-                    .filter(|k| {
-                        k.starts_with(keys::REGION_PREFIX) && !copies.iter().any(|(c, _)| c == k)
-                    })
-                    .collect();
-                for k in stale {
-                    state.delete(&k);
-                }
-                for (k, v) in &copies {
-                    state.set(k, v);
-                }
-            })
-            .await;
     }
 
     fn update_metrics(&self, view: &MembershipView) {
@@ -1076,41 +708,30 @@ impl Worker {
                 .set(i64::from(r.known.saturating_sub(r.live)));
         }
         m.regions_known.set(view.regions.len() as i64);
-        m.peer_store_records.set(self.records.len() as i64);
-    }
-
-    fn persist(&mut self, now: u64, force: bool) {
-        let ids: HashSet<_> = self.records.keys().cloned().collect();
-        let since = now.saturating_sub(self.last_persist_ms);
-        let changed = ids != self.persisted_ids;
-        let refresh = since >= REFRESH_EVERY.as_millis() as u64;
-        if !(force || changed || refresh) {
-            return;
-        }
-        let cutoff = now.saturating_sub(self.params.retention.as_millis() as u64);
-        self.records.retain(|_, r| r.last_seen_ms >= cutoff);
-        let records: Vec<PeerRecord> = self.records.values().cloned().collect();
-        if let Err(e) = self.params.store.save_peers(&records) {
-            warn!(error = %e, "cannot save peers");
-        }
-        let regions: Vec<RegionSummary> = self
-            .memory
-            .regions()
-            .map(|r| r.to_summary(r.last_live_ms))
-            .collect();
-        if let Err(e) = self.params.store.save_regions(&regions) {
-            warn!(error = %e, "cannot save regions");
-        }
-        self.persisted_ids = ids;
-        self.last_persist_ms = now;
+        m.peer_store_records.set(self.machine.peer_records() as i64);
     }
 }
 
-/// The region summary a bridge publishes in the bridge cluster, if it has a valid one.
-fn published_summary(kv: &[(String, String)]) -> Option<RegionSummary> {
-    kv.iter()
-        .find(|(k, _)| k == keys::KEY_SUMMARY)
-        .and_then(|(_, v)| RegionSummary::decode(v))
+/// Shared access to one chitchat cluster's state.
+type ClusterRef = Arc<tokio::sync::Mutex<chitchat::Chitchat>>;
+
+/// Reads every member a cluster holds a state for; in the bridge cluster with the time
+/// since each member's heartbeat last rose (for [`hearing`]).
+async fn read_cluster(cluster: &ClusterRef, bridge: bool) -> Vec<Sighted> {
+    let c = cluster.lock().await;
+    let live: HashSet<&ChitchatId> = c.live_nodes().collect();
+    c.node_states()
+        .values()
+        .map(|state| {
+            let id = state.chitchat_id();
+            let silence = if bridge {
+                c.heartbeat_silence(id)
+            } else {
+                None
+            };
+            Sighted::from_state(state, live.contains(id), silence)
+        })
+        .collect()
 }
 
 /// Views equal but for the build time and last-seen stamps.
