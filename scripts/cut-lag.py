@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Who waited for whom when a region was cut (SIMULATION.md, "Copies of a lost region").
+"""Who waited for whom when a region was cut (docs/adr/0012).
 
     scripts/cut-lag.py DIR...
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the CI test's simulator configuration (100 nodes, 6 regions) in release over many
-# seeds, one and two gossip cells each, and summarises the runs (SIMULATION.md, "ci100").
+# seeds, one and two gossip cells each, and summarises the runs (SIMULATION.md, "How to run").
 #
 #   scripts/sim-batch.sh OUT FIRST_SEED LAST_SEED [QNET-SIM OPTIONS...]
 #

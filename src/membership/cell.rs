@@ -2,7 +2,7 @@
 //!
 //! Every chitchat SYN and SYN-ACK carries the digest of every member of its cluster (about
 //! 18 B per member, compressed), so a node's regional gossip grows with its cluster: about
-//! 98 B/s per member, 164 KB/s in a region of 1,667 members (SIMULATION.md). With
+//! 98 B/s per member, 164 KB/s in a region of 1,667 members (docs/adr/0002). With
 //! `cells_per_region` = C > 1 a node joins only the cluster of its cell,
 //! `<chain_id>/<region>/<cell>-of-<C>`, where the cell is a hash of its node id modulo C; every
 //! cell elects its own bridges, which publish the cell's summary in the bridge cluster. A

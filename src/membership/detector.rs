@@ -12,7 +12,7 @@ use chitchat::FailureDetectorConfig;
 /// heartbeat at a 1 s interval (more when its heartbeats came less often than once a
 /// round). 4.5 was tried first: 0 false deaths in 120 runs at 100 nodes and in one run each
 /// at 300 and 1,000, but 1 false (observer, member) pair at 20 % loss at 10,000 nodes, as
-/// with the old threshold of 8 over the burst-shrunk mean (SIMULATION.md, run E). A crash
+/// with the old threshold of 8 over the burst-shrunk mean (docs/adr/0009). A crash
 /// is seen about 1.5 s later than at 4.5, well inside the 12 s target.
 pub const REGIONAL_PHI_THRESHOLD: f64 = 6.0;
 /// Phi threshold of the bridge cluster's failure detector: a region's loss is seen when its
@@ -29,8 +29,7 @@ pub const SAMPLING_WINDOW: usize = 100;
 /// within one round (its own round's SYN-ACKs, peers' SYNs, woken rounds and pushes after a
 /// region change, a few milliseconds to a few hundred apart). Counted one by one these made
 /// the mean interval 0.33–0.6 s at a 1 s interval, so the silence tolerated at phi 8 was
-/// 3 to 5 rounds, depending on traffic unrelated to the member (SIMULATION.md, "False deaths
-/// at 20 % loss: the detector's mean").
+/// 3 to 5 rounds, depending on traffic unrelated to the member (docs/adr/0009).
 pub const BURST_DIVISOR: u32 = 2;
 
 /// Which cluster a detector serves.
@@ -58,8 +57,8 @@ pub enum Cluster {
 /// right after a cold start is seen about 0.5 s later. A prior at the settled mean removed
 /// that but took the leniency from young windows, and 2 of 160 runs of the CI configuration
 /// then failed a check (a region falsely missing at 20 % loss; a health warning in a
-/// one-region cut), against none in 270 before (SIMULATION.md, "Region loss right after a
-/// cold start"); the prior stays.
+/// one-region cut), against none in 270 before (docs/adr/0015); the prior
+/// stays.
 ///
 /// The regional mean interval is never taken below the gossip interval: a member's fresh
 /// heartbeats cannot be expected more often than once a round, whatever bursts a little

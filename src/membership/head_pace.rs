@@ -3,7 +3,7 @@
 //! With a block every 1 s slot, announcing every new head made the `head` key a new gossip
 //! value every second on every node, and every member of a cell received every member's
 //! value: at 10,000 nodes in cells of about 139 members that was 7.3 KB/s of a non-bridge
-//! node's 22.6 KB/s (SIMULATION.md). Gossiped heads only tell sync which peer to pull from
+//! node's 22.6 KB/s (docs/adr/0007). Gossiped heads only tell sync which peer to pull from
 //! (blocks travel over the data plane, and a pushed orphan triggers a pull at once), so a
 //! head that simply extends the announced one waits until [`HEAD_EVERY_MS`] after the last
 //! announcement; the newest one then goes out at the next membership round. A head no

@@ -5,7 +5,7 @@
 //! cluster for a second or more (every exchange of a few rounds lost): then every member's
 //! heartbeat stops rising at once, the members with the shortest detector windows die
 //! together, and their regions looked lost to the bridge and, through its copies, to its
-//! whole cell (SIMULATION.md, "False region loss at 20 % loss: a deaf bridge").
+//! whole cell (docs/adr/0011).
 //!
 //! What tells a lost region from a deaf observer is the rest of the cluster: when a region is
 //! cut off, the other regions' heartbeats keep rising at the observer while the region's
@@ -23,8 +23,7 @@
 //! members live. A detector's timeout is phi times its window's mean interval, and right
 //! after a cold start the windows still hold the long intervals of the cluster converging:
 //! at 10,000 nodes the longest timeout an observer held for a cut region's 32 bridges was
-//! 2.5 s at p50 and up to 3.1 s, while a settled window allows about 1.5 s (SIMULATION.md,
-//! "Copies of a lost region and the region cap"). The cap is on the region as a whole, so a
+//! 2.5 s at p50 and up to 3.1 s, while a settled window allows about 1.5 s (docs/adr/0013). The cap is on the region as a whole, so a
 //! member alone slow to be heard never dies by it, and a region's cells keep dying one by one
 //! by the detector.
 //!

@@ -31,7 +31,7 @@ pub const SUMMARY_HEAD_EVERY_MS: u64 = 5_000;
 /// sees it, it republishes the region as live every time one more of the region's cells dies
 /// there, each time with a newer stamp, and the newest copy won: members that had taken the
 /// first bridge's "missing" went back to live and waited for the second bridge (1 % of them
-/// 0.8 s or more behind the first; SIMULATION.md, "Copies of a lost region"). With the lead
+/// 0.8 s or more behind the first; docs/adr/0012). With the lead
 /// a "missing" copy stands against a live one stamped up to this much later, so a cell
 /// follows its first bridge to see the loss. After a region was missing longer than this,
 /// a live copy wins at once (a heal is not held back); a bridge alone seeing a region missing

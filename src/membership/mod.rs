@@ -8,7 +8,7 @@
 //! in, the view and the actions out. The worker task here reads the clusters, runs the step
 //! and carries the actions out; it decides nothing.
 //!
-//! Choices that keep the bridge cluster small and quiet (measured in SIMULATION.md):
+//! Choices that keep the bridge cluster small and quiet (docs/adr/0003 to 0007):
 //! - the election is the deterministic one of DESIGN §3, but a node joins the bridge cluster
 //!   only after being elected in [`bridge_role::BRIDGE_SETTLE_ROUNDS`] rounds in a row (a
 //!   starting node sees too few members and would elect itself for a moment, leaving a dead
@@ -30,8 +30,7 @@
 //!   chitchat's detector, `detector::detector_config`), so phi counts silent seconds; the
 //!   threshold is 6 there.
 //!   Counted one by one, with phi 8, the mean was 0.33–0.6 s and a cell's detector tolerated
-//!   3 to 5 silent rounds depending on how bursty gossip had been (SIMULATION.md, "False
-//!   deaths at 20 % loss: the detector's mean"). The bridge cluster keeps per-heartbeat
+//!   3 to 5 silent rounds depending on how bursty gossip had been (docs/adr/0009). The bridge cluster keeps per-heartbeat
 //!   intervals and phi 5 at its 0.5 s interval, since a region counts as lost when all its
 //!   bridges die there;
 //! - the failure detector ignores heartbeat intervals longer than phi × the gossip interval

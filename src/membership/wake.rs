@@ -95,7 +95,7 @@ pub fn copy_disagrees(view: &MembershipView, name: &str, value: &str) -> bool {
 /// The random picks spread the news in a few network delays, but with every node picking
 /// 4 at random about e^-4 = 1.8 % of a region is picked by nobody and waits for its own
 /// next gossip round (the last survivors to see a region cut, up to 1 s after the rest;
-/// SIMULATION.md, "Region loss right after a cold start"). The successors close that gap:
+/// docs/adr/0010). The successors close that gap:
 /// each node's predecessors in the ring are among the first to learn, and they push to it.
 pub fn push_targets(
     view: &MembershipView,
