@@ -284,8 +284,12 @@ fn terminate(child: &Child) {
     }
 }
 
-/// Runs the devnet until Ctrl-C or SIGTERM.
-pub async fn run(args: DevnetArgs) -> anyhow::Result<()> {
+/// Runs the devnet until `stop` completes (the binary passes Ctrl-C or SIGTERM). The caller
+/// hands the signal in so the devnet, a tool, does not depend on the command layer above it.
+pub async fn run(
+    args: DevnetArgs,
+    stop: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
     let nodes = plan(&args)?;
     let now_ms = crate::clock::Clock::now_ms(&crate::clock::SystemClock);
     let (chain, faucet) = prepare_chain(&nodes, &args.dir, now_ms)?;
@@ -351,11 +355,10 @@ pub async fn run(args: DevnetArgs) -> anyhow::Result<()> {
     println!("devnet: running; press Ctrl-C to stop");
     let mut running = vec![true; children.len()];
     // One signal listener for the whole run, so no signal falls between two loop turns.
-    let signal = crate::command::wait_for_signal();
-    tokio::pin!(signal);
+    tokio::pin!(stop);
     while running.iter().any(|r| *r) {
         let (i, status) = tokio::select! {
-            _ = &mut signal => break,
+            _ = &mut stop => break,
             e = next_exit(&mut children, &running) => e,
         };
         running[i] = false;
