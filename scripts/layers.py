@@ -10,7 +10,8 @@ below both (quickwit-config's `serde_utils.rs` is the model), so the graph of ev
 children must have no cycle.
 
 Usage: layers.py [WORKSPACE_ROOT]   (default: the repository holding this script)
-Prints each cycle as `crate: parent: a -> b -> a` and exits 1 if there is any.
+Prints each cycle as `sibling import cycle in CRATE (PARENT): a <-> b`, then for each edge
+of it the first line that makes it, and exits 1 if there is any.
 """
 
 from __future__ import annotations
