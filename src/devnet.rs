@@ -163,8 +163,8 @@ pub fn prometheus_config(nodes: &[DevnetNode], rules_file: &str, every: Duration
 
 /// How to name this binary in a printed command: `qnet-node` when that name on `PATH` is this
 /// very file, else its absolute path, so the command works for someone who started the devnet
-/// with `cargo run` (nothing on `PATH`) or an older `qnet-node` is installed.
-pub fn program_name(exe: &Path, path_var: Option<&std::ffi::OsStr>) -> String {
+/// with `cargo run` (nothing on `PATH`) or who has another `qnet-node` installed.
+fn program_name(exe: &Path, path_var: Option<&std::ffi::OsStr>) -> String {
     let exe = std::fs::canonicalize(exe).unwrap_or_else(|_| exe.to_path_buf());
     let on_path = path_var
         .map(|dirs| std::env::split_paths(dirs).collect::<Vec<_>>())
@@ -180,7 +180,7 @@ pub fn program_name(exe: &Path, path_var: Option<&std::ffi::OsStr>) -> String {
 
 /// `text` as one shell word: unchanged when it has no character the shell treats specially,
 /// else in single quotes.
-pub fn shell_word(text: &str) -> String {
+fn shell_word(text: &str) -> String {
     let plain = !text.is_empty()
         && text
             .chars()
@@ -195,7 +195,7 @@ pub fn shell_word(text: &str) -> String {
 /// The commands printed after start-up for trying the first node's API and the wallet;
 /// `program` names this binary and `faucet_key` is an absolute path, so each line works
 /// when pasted into another shell.
-pub fn try_commands(
+fn try_commands(
     api: SocketAddr,
     program: &str,
     faucet_key: &Path,
