@@ -67,7 +67,7 @@ pub struct Metrics {
     pub health_warnings: IntCounter,
     /// Links in use by kind (`in_region`, `cross_region`).
     pub links: IntGaugeVec,
-    /// Chain metrics: height, blocks, reorgs, mempool, transactions.
+    /// Chain metrics.
     pub chain: ChainMetrics,
 }
 
