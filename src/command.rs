@@ -46,7 +46,9 @@ pub fn main() -> ExitCode {
         }
         Some(Command::Devnet(args)) => {
             init_logging(LogFormat::Text);
-            report(runtime().and_then(|rt| rt.block_on(crate::devnet::run(args))))
+            report(
+                runtime().and_then(|rt| rt.block_on(crate::devnet::run(args, wait_for_signal()))),
+            )
         }
         None => {
             let config = match NodeConfig::resolve(cli.node) {

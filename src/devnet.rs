@@ -161,6 +161,58 @@ pub fn prometheus_config(nodes: &[DevnetNode], rules_file: &str, every: Duration
     out
 }
 
+/// How to name this binary in a printed command: `qnet-node` when that name on `PATH` is this
+/// very file, else its absolute path, so the command works for someone who started the devnet
+/// with `cargo run` (nothing on `PATH`) or who has another `qnet-node` installed.
+fn program_name(exe: &Path, path_var: Option<&std::ffi::OsStr>) -> String {
+    let exe = std::fs::canonicalize(exe).unwrap_or_else(|_| exe.to_path_buf());
+    let on_path = path_var
+        .map(|dirs| std::env::split_paths(dirs).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|dir| dir.join("qnet-node"))
+        .find(|candidate| candidate.is_file());
+    match on_path.and_then(|found| std::fs::canonicalize(found).ok()) {
+        Some(found) if found == exe => "qnet-node".to_string(),
+        _ => shell_word(&exe.to_string_lossy()),
+    }
+}
+
+/// `text` as one shell word: unchanged when it has no character the shell treats specially,
+/// else in single quotes.
+fn shell_word(text: &str) -> String {
+    let plain = !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+:=,@%".contains(c));
+    if plain {
+        text.to_string()
+    } else {
+        format!("'{}'", text.replace('\'', "'\\''"))
+    }
+}
+
+/// The commands printed after start-up for trying the first node's API and the wallet;
+/// `program` names this binary and `faucet_key` is an absolute path, so each line works
+/// when pasted into another shell.
+fn try_commands(
+    api: SocketAddr,
+    program: &str,
+    faucet_key: &Path,
+    faucet: &Address,
+) -> Vec<String> {
+    vec![
+        format!("curl -s http://{api}/v1/regions"),
+        format!("curl -s http://{api}/v1/peers"),
+        format!("curl -s http://{api}/metrics | grep ^qnet_"),
+        format!("curl -s http://{api}/v1/blocks/latest"),
+        format!(
+            "{program} wallet send --key {} --to {faucet} --amount 5 --rpc http://{api} --wait",
+            shell_word(&faucet_key.to_string_lossy())
+        ),
+    ]
+}
+
 /// The two commands that start Prometheus on `config` and Grafana with the dashboards.
 pub fn monitoring_commands(config: &Path) -> [String; 2] {
     let data = config
@@ -284,8 +336,12 @@ fn terminate(child: &Child) {
     }
 }
 
-/// Runs the devnet until Ctrl-C or SIGTERM.
-pub async fn run(args: DevnetArgs) -> anyhow::Result<()> {
+/// Runs the devnet until `stop` completes (the binary passes Ctrl-C or SIGTERM). The caller
+/// hands the signal in so the devnet, a tool, does not depend on the command layer above it.
+pub async fn run(
+    args: DevnetArgs,
+    stop: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
     let nodes = plan(&args)?;
     let now_ms = crate::clock::Clock::now_ms(&crate::clock::SystemClock);
     let (chain, faucet) = prepare_chain(&nodes, &args.dir, now_ms)?;
@@ -328,34 +384,43 @@ pub async fn run(args: DevnetArgs) -> anyhow::Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    let ready_count = ready.iter().filter(|r| **r).count();
-    println!(
-        "devnet: {ready_count}/{} nodes ready after {:.1}s",
-        nodes.len(),
-        started.elapsed().as_secs_f64()
-    );
+    let waited = started.elapsed().as_secs_f64();
+    let not_ready: Vec<String> = nodes
+        .iter()
+        .zip(&ready)
+        .filter(|(_, r)| !**r)
+        .map(|(n, _)| format!("node-{}", n.index))
+        .collect();
+    // A fixed line when every node is ready: scripts (the README check) wait for it.
+    if not_ready.is_empty() {
+        println!("devnet: all {} nodes ready after {waited:.1}s", nodes.len());
+    } else {
+        println!(
+            "devnet: {}/{} nodes ready after {waited:.1}s; not ready: {} (see their node.log)",
+            nodes.len() - not_ready.len(),
+            nodes.len(),
+            not_ready.join(", ")
+        );
+    }
     if let Some(first) = nodes.first() {
-        println!("try:  curl -s http://{}/v1/regions", first.api_addr);
-        println!("      curl -s http://{}/v1/peers", first.api_addr);
-        println!(
-            "      curl -s http://{}/metrics | grep ^qnet_",
-            first.api_addr
-        );
-        println!("      curl -s http://{}/v1/blocks/latest", first.api_addr);
-        println!(
-            "      qnet-node wallet send --key {} --to {faucet} --amount 5 --rpc http://{} --wait",
-            args.dir.join(FAUCET_KEY_FILE).display(),
-            first.api_addr
-        );
+        let exe = std::env::current_exe().context("cannot find the qnet-node executable")?;
+        let program = program_name(&exe, std::env::var_os("PATH").as_deref());
+        let key = args.dir.join(FAUCET_KEY_FILE);
+        let key = std::fs::canonicalize(&key).unwrap_or(key);
+        for (i, line) in try_commands(first.api_addr, &program, &key, &faucet)
+            .iter()
+            .enumerate()
+        {
+            println!("{}{line}", if i == 0 { "try:  " } else { "      " });
+        }
     }
     println!("devnet: running; press Ctrl-C to stop");
     let mut running = vec![true; children.len()];
     // One signal listener for the whole run, so no signal falls between two loop turns.
-    let signal = crate::command::wait_for_signal();
-    tokio::pin!(signal);
+    tokio::pin!(stop);
     while running.iter().any(|r| *r) {
         let (i, status) = tokio::select! {
-            _ = &mut signal => break,
+            _ = &mut stop => break,
             e = next_exit(&mut children, &running) => e,
         };
         running[i] = false;
@@ -534,6 +599,62 @@ scrape_configs:
         );
         assert!(grafana.contains("dashboards/provisioning:/etc/grafana/provisioning"));
         assert!(grafana.contains("/var/lib/grafana/dashboards/qnet"));
+    }
+
+    #[test]
+    fn printed_program_is_qnet_node_only_when_path_finds_this_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("bin");
+        let other = dir.path().join("other");
+        std::fs::create_dir_all(&bin).unwrap();
+        std::fs::create_dir_all(&other).unwrap();
+        let exe = dir.path().join("target-release-qnet-node");
+        std::fs::write(&exe, b"").unwrap();
+        std::fs::write(other.join("qnet-node"), b"").unwrap();
+        std::os::unix::fs::symlink(&exe, bin.join("qnet-node")).unwrap();
+        let absolute = std::fs::canonicalize(&exe).unwrap();
+        let absolute = absolute.to_str().unwrap();
+
+        let path = |dirs: &[&Path]| std::env::join_paths(dirs).unwrap();
+        assert_eq!(program_name(&exe, Some(&path(&[&bin]))), "qnet-node");
+        // The first qnet-node on PATH is another file: it would run another binary.
+        assert_eq!(program_name(&exe, Some(&path(&[&other, &bin]))), absolute);
+        assert_eq!(program_name(&exe, Some(&path(&[dir.path()]))), absolute);
+        assert_eq!(program_name(&exe, None), absolute);
+    }
+
+    #[test]
+    fn shell_words_survive_pasting() {
+        assert_eq!(
+            shell_word("/home/a/devnet-data/faucet.key"),
+            "/home/a/devnet-data/faucet.key"
+        );
+        assert_eq!(shell_word("/my dir/qnet-node"), "'/my dir/qnet-node'");
+        assert_eq!(shell_word("/it's"), "'/it'\\''s'");
+        assert_eq!(shell_word(""), "''");
+    }
+
+    #[test]
+    fn try_commands_name_the_binary_and_an_absolute_key() {
+        let api = SocketAddr::from(([127, 0, 0, 1], 19_002));
+        let faucet = Address::from_public_key(&[7; 32]);
+        let lines = try_commands(
+            api,
+            "/src/target/release/qnet-node",
+            Path::new("/src/devnet data/faucet.key"),
+            &faucet,
+        );
+        assert_eq!(lines[0], "curl -s http://127.0.0.1:19002/v1/regions");
+        assert!(lines[..4]
+            .iter()
+            .all(|l| l.starts_with("curl -s http://127.0.0.1:19002/")));
+        assert_eq!(
+            lines[4],
+            format!(
+                "/src/target/release/qnet-node wallet send --key '/src/devnet data/faucet.key' \
+                 --to {faucet} --amount 5 --rpc http://127.0.0.1:19002 --wait"
+            )
+        );
     }
 
     #[test]

@@ -15,8 +15,8 @@ use tokio_util::codec::Decoder;
 
 use crate::chain::block::{Block, BlockTemplate};
 use crate::chain::spec::ChainSpec;
-use crate::chain::tx::{Address, SignedTransfer, Transfer};
-use crate::chain::validate::{check_block, check_tx_stateless, BlockContext};
+use crate::chain::tx::{check_tx_stateless, Address, SignedTransfer, Transfer};
+use crate::chain::validate::{check_block, BlockContext};
 use crate::config::{FileConfig, NodeArgs, NodeConfig};
 use crate::identity::{to_hex, Identity, NodeType};
 use crate::membership::card::{chitchat_id, issue, verify_card};

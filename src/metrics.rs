@@ -243,9 +243,6 @@ impl Metrics {
                 gossip_messages.with_label_values(&[cluster, direction]);
                 gossip_bytes.with_label_values(&[cluster, direction]);
             }
-            for reason in crate::membership::admission::Refusal::ALL {
-                gossip_digests_refused.with_label_values(&[cluster, reason.as_str()]);
-            }
         }
         let chain = ChainMetrics::new(&registry)?;
         Ok(Metrics {

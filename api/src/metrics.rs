@@ -122,24 +122,6 @@ impl Drop for GaugeGuard {
     }
 }
 
-/// The `outcome` label of a JSON-RPC response: `ok` or a bounded name for its error code.
-pub fn rpc_outcome(error_code: Option<i32>) -> &'static str {
-    use crate::rpc::codes;
-    match error_code {
-        None => "ok",
-        Some(codes::PARSE_ERROR) => "parse_error",
-        Some(codes::INVALID_REQUEST) => "invalid_request",
-        Some(codes::METHOD_NOT_FOUND) => "method_not_found",
-        Some(codes::INVALID_PARAMS) => "invalid_params",
-        Some(codes::INTERNAL_ERROR) => "internal_error",
-        Some(codes::TX_REJECTED) => "tx_rejected",
-        Some(codes::RATE_LIMITED) => "rate_limited",
-        Some(codes::UNAVAILABLE) => "unavailable",
-        Some(codes::TOO_MANY_SUBSCRIPTIONS) => "too_many_subscriptions",
-        Some(_) => "other_error",
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -181,13 +163,5 @@ mod tests {
         assert_eq!(m.ws_subscriptions.get(), 1);
         drop(b);
         assert_eq!(m.ws_subscriptions.get(), 0);
-    }
-
-    #[test]
-    fn outcome_labels_are_bounded() {
-        assert_eq!(rpc_outcome(None), "ok");
-        assert_eq!(rpc_outcome(Some(-32601)), "method_not_found");
-        assert_eq!(rpc_outcome(Some(-32001)), "tx_rejected");
-        assert_eq!(rpc_outcome(Some(-1234)), "other_error");
     }
 }

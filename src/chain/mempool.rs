@@ -7,10 +7,9 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
 
+use super::account::{Account, AccountView};
 use super::signatures::map_parallel;
-use super::state::{Account, AccountView};
-use super::tx::{Address, SignedTransfer};
-use super::validate::{check_tx_stateless, TxError};
+use super::tx::{check_tx_stateless, Address, SignedTransfer, TxError};
 use super::Hash;
 
 /// A transfer that passed the stateless checks (chain id, signature); only

@@ -2,8 +2,9 @@
 //! fork choice, the mempool and the sled-backed chain store.
 //!
 //! Everything here except [`store`] is pure logic: time comes in as `now_ms`, state comes in
-//! through the [`state::AccountView`] trait.
+//! through the [`account::AccountView`] trait.
 
+pub mod account;
 pub mod block;
 pub mod fork_choice;
 pub mod mempool;

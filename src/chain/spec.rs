@@ -8,8 +8,8 @@ use borsh::BorshSerialize;
 use ed25519_dalek::SigningKey;
 use serde::{Deserialize, Serialize};
 
+use super::account::Account;
 use super::block::{Block, BlockHeader};
-use super::state::Account;
 use super::tx::{Address, AddressError};
 use super::{Hash, ZERO_HASH};
 use crate::identity::{from_hex, to_hex, Identity};

@@ -1,64 +1,13 @@
-//! Account state (balance, nonce) and block execution producing writes and undo records.
+//! Block execution over account state, producing writes and undo records.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 
 use borsh::{BorshDeserialize, BorshSerialize};
-use serde::{Deserialize, Serialize};
 
+use super::account::{check_tx, check_tx_account, Account, AccountView};
 use super::block::Block;
-use super::tx::{Address, DecodeError, SignedTransfer};
-use super::validate::{check_tx, check_tx_account, TxError};
+use super::tx::{Address, DecodeError, SignedTransfer, TxError};
 use super::Hash;
-
-/// An account's state.
-#[derive(
-    Clone,
-    Copy,
-    Debug,
-    Default,
-    PartialEq,
-    Eq,
-    BorshSerialize,
-    BorshDeserialize,
-    Serialize,
-    Deserialize,
-)]
-pub struct Account {
-    /// Spendable balance.
-    pub balance: u64,
-    /// Nonce the next transfer from this account must carry.
-    pub nonce: u64,
-}
-
-impl Account {
-    /// The canonical encoding (storage value).
-    pub fn encode(&self) -> Vec<u8> {
-        borsh::to_vec(self).unwrap_or_default()
-    }
-
-    /// Decodes a stored account.
-    pub fn decode(bytes: &[u8]) -> Result<Account, DecodeError> {
-        borsh::from_slice(bytes).map_err(|e| DecodeError::Malformed(e.to_string()))
-    }
-}
-
-/// Read access to account state; `None` means the account was never written.
-pub trait AccountView {
-    /// The stored account at `address`.
-    fn account(&self, address: &Address) -> Option<Account>;
-}
-
-impl AccountView for HashMap<Address, Account> {
-    fn account(&self, address: &Address) -> Option<Account> {
-        self.get(address).copied()
-    }
-}
-
-impl AccountView for BTreeMap<Address, Account> {
-    fn account(&self, address: &Address) -> Option<Account> {
-        self.get(address).copied()
-    }
-}
 
 /// What a block changed: enough to revert it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
@@ -227,6 +176,8 @@ pub fn apply_block_verified(
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
     use super::*;
     use crate::chain::block::BlockTemplate;
     use crate::chain::tx::tests::{address_of, key, transfer};

@@ -10,11 +10,12 @@ use std::collections::{BTreeMap, HashSet};
 use ed25519_dalek::SigningKey;
 use qnet_storage::{CommitBlock, RevertBlock, StorageError, Store, TxLocation};
 
+use super::account::Account;
 use super::block::{Block, BlockHeader, BlockTemplate};
 use super::fork_choice::{is_better, Head};
 use super::signatures::Verified;
 use super::spec::ChainSpec;
-use super::state::{Account, BlockEffects, Overlay, UndoRecord};
+use super::state::{BlockEffects, Overlay, UndoRecord};
 use super::tx::{Address, SignedTransfer};
 use super::validate::{check_block_verified, validate_block_verified, BlockContext, RejectReason};
 use super::Hash;

@@ -238,6 +238,76 @@ pub enum DecodeError {
     Malformed(String),
 }
 
+/// Why a transaction is invalid.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TxError {
+    /// Signed for another chain.
+    #[error("wrong chain id")]
+    WrongChain,
+    /// The signature does not match the sender key.
+    #[error("bad signature")]
+    BadSignature,
+    /// Nonce already used (a replay).
+    #[error("nonce {got} too low, expected {expected}")]
+    NonceTooLow {
+        /// The account's nonce.
+        expected: u64,
+        /// The transaction's nonce.
+        got: u64,
+    },
+    /// Nonce ahead of the account: earlier transactions are missing.
+    #[error("nonce {got} too high, expected {expected}")]
+    NonceTooHigh {
+        /// The account's nonce.
+        expected: u64,
+        /// The transaction's nonce.
+        got: u64,
+    },
+    /// Balance below amount + fee (`needed` is `None` when amount + fee overflows).
+    #[error(
+        "insufficient balance {balance}, needed {}",
+        needed.map_or_else(|| "more than the largest amount".to_string(), |n| n.to_string())
+    )]
+    InsufficientBalance {
+        /// The sender's balance.
+        balance: u64,
+        /// Amount + fee.
+        needed: Option<u64>,
+    },
+    /// A credit would overflow the recipient's or producer's balance.
+    #[error("balance overflow")]
+    BalanceOverflow,
+    /// The sender's nonce cannot be incremented any more.
+    #[error("nonce exhausted")]
+    NonceExhausted,
+}
+
+impl TxError {
+    /// Short label for metrics and API error data.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            TxError::WrongChain => "wrong_chain",
+            TxError::BadSignature => "bad_signature",
+            TxError::NonceTooLow { .. } => "nonce_too_low",
+            TxError::NonceTooHigh { .. } => "nonce_too_high",
+            TxError::InsufficientBalance { .. } => "insufficient_balance",
+            TxError::BalanceOverflow => "balance_overflow",
+            TxError::NonceExhausted => "nonce_exhausted",
+        }
+    }
+}
+
+/// Checks that need no state: chain id, then signature.
+pub fn check_tx_stateless(tx: &SignedTransfer, chain_id: &str) -> Result<(), TxError> {
+    if tx.transfer.chain_id != chain_id {
+        return Err(TxError::WrongChain);
+    }
+    if !tx.verify_signature() {
+        return Err(TxError::BadSignature);
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;

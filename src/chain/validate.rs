@@ -1,108 +1,15 @@
-//! Block and transaction validation (DESIGN §6), with reasons usable as metric labels.
+//! Block validation (DESIGN §6), with reasons usable as metric labels. A block's transactions
+//! are checked by executing it (`state`) with the rules of `tx` and `account`.
 
+use super::account::AccountView;
 use super::block::{Block, BlockHeader, MAX_BLOCK_TXS};
 use super::signatures::Verified;
 use super::spec::ChainSpec;
-use super::state::{apply_block_verified, Account, AccountView, BlockEffects};
-use super::tx::SignedTransfer;
+use super::state::{apply_block_verified, BlockEffects};
+use super::tx::TxError;
 
 /// How far ahead of our clock a block's slot start or timestamp may be (clock skew).
 pub const MAX_CLOCK_DRIFT_MS: u64 = 500;
-
-/// Why a transaction is invalid.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum TxError {
-    /// Signed for another chain.
-    #[error("wrong chain id")]
-    WrongChain,
-    /// The signature does not match the sender key.
-    #[error("bad signature")]
-    BadSignature,
-    /// Nonce already used (a replay).
-    #[error("nonce {got} too low, expected {expected}")]
-    NonceTooLow {
-        /// The account's nonce.
-        expected: u64,
-        /// The transaction's nonce.
-        got: u64,
-    },
-    /// Nonce ahead of the account: earlier transactions are missing.
-    #[error("nonce {got} too high, expected {expected}")]
-    NonceTooHigh {
-        /// The account's nonce.
-        expected: u64,
-        /// The transaction's nonce.
-        got: u64,
-    },
-    /// Balance below amount + fee (`needed` is `None` when amount + fee overflows).
-    #[error(
-        "insufficient balance {balance}, needed {}",
-        needed.map_or_else(|| "more than the largest amount".to_string(), |n| n.to_string())
-    )]
-    InsufficientBalance {
-        /// The sender's balance.
-        balance: u64,
-        /// Amount + fee.
-        needed: Option<u64>,
-    },
-    /// A credit would overflow the recipient's or producer's balance.
-    #[error("balance overflow")]
-    BalanceOverflow,
-    /// The sender's nonce cannot be incremented any more.
-    #[error("nonce exhausted")]
-    NonceExhausted,
-}
-
-impl TxError {
-    /// Short label for metrics and API error data.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            TxError::WrongChain => "wrong_chain",
-            TxError::BadSignature => "bad_signature",
-            TxError::NonceTooLow { .. } => "nonce_too_low",
-            TxError::NonceTooHigh { .. } => "nonce_too_high",
-            TxError::InsufficientBalance { .. } => "insufficient_balance",
-            TxError::BalanceOverflow => "balance_overflow",
-            TxError::NonceExhausted => "nonce_exhausted",
-        }
-    }
-}
-
-/// Checks that need no state: chain id, then signature.
-pub fn check_tx_stateless(tx: &SignedTransfer, chain_id: &str) -> Result<(), TxError> {
-    if tx.transfer.chain_id != chain_id {
-        return Err(TxError::WrongChain);
-    }
-    if !tx.verify_signature() {
-        return Err(TxError::BadSignature);
-    }
-    Ok(())
-}
-
-/// Full check against the sender's current account: stateless checks, exact nonce, funds.
-pub fn check_tx(tx: &SignedTransfer, chain_id: &str, sender: &Account) -> Result<(), TxError> {
-    check_tx_stateless(tx, chain_id)?;
-    check_tx_account(tx, sender)
-}
-
-/// The checks against the sender's account alone: exact nonce, then funds.
-pub fn check_tx_account(tx: &SignedTransfer, sender: &Account) -> Result<(), TxError> {
-    let (expected, got) = (sender.nonce, tx.transfer.nonce);
-    if got < expected {
-        return Err(TxError::NonceTooLow { expected, got });
-    }
-    if got > expected {
-        return Err(TxError::NonceTooHigh { expected, got });
-    }
-    let needed = tx.transfer.total_cost();
-    if needed.is_none_or(|n| n > sender.balance) {
-        return Err(TxError::InsufficientBalance {
-            balance: sender.balance,
-            needed,
-        });
-    }
-    Ok(())
-}
 
 /// Why a block is rejected; [`RejectReason::as_str`] is the metric label.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -280,10 +187,11 @@ mod tests {
     use std::collections::HashMap;
 
     use super::*;
+    use crate::chain::account::Account;
     use crate::chain::block::BlockTemplate;
     use crate::chain::spec::tests::spec_with;
     use crate::chain::tx::tests::{address_of, key, transfer};
-    use crate::chain::tx::Address;
+    use crate::chain::tx::{Address, SignedTransfer};
     use ed25519_dalek::SigningKey;
 
     // Producers key(1) (even slots) and key(2) (odd slots); genesis at 10 s, 1 s slots.
@@ -483,41 +391,6 @@ mod tests {
                     got: 0
                 }
             }
-        );
-    }
-
-    #[test]
-    fn check_tx_nonce_and_balance_edges() {
-        let tx = |amount, fee, nonce| transfer(&key(10), address_of(&key(11)), amount, fee, nonce);
-        let acc = Account {
-            balance: 10,
-            nonce: 3,
-        };
-        assert_eq!(check_tx(&tx(9, 1, 3), "test", &acc), Ok(()));
-        assert_eq!(
-            check_tx(&tx(10, 1, 3), "test", &acc),
-            Err(TxError::InsufficientBalance {
-                balance: 10,
-                needed: Some(11)
-            })
-        );
-        assert_eq!(
-            check_tx(&tx(1, 0, 2), "test", &acc),
-            Err(TxError::NonceTooLow {
-                expected: 3,
-                got: 2
-            })
-        );
-        assert_eq!(
-            check_tx(&tx(1, 0, 4), "test", &acc),
-            Err(TxError::NonceTooHigh {
-                expected: 3,
-                got: 4
-            })
-        );
-        assert_eq!(
-            check_tx(&tx(1, 0, 3), "other", &acc),
-            Err(TxError::WrongChain)
         );
     }
 

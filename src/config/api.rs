@@ -6,8 +6,8 @@ use std::time::Duration;
 use clap::Args;
 use qnet_api::{ApiConfig, RateLimit};
 
-use super::cli::parse_duration;
 use super::file::FileConfig;
+use super::value::parse_duration;
 use super::{invalid, pick_duration, ConfigError};
 
 /// Flags of the API limits; each one is optional so the file and the defaults fill in.

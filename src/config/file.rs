@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::cli::LogFormat;
+use super::value::LogFormat;
 use super::ConfigError;
 use crate::identity::NodeType;
 

@@ -4,16 +4,17 @@
 pub mod api;
 pub mod cli;
 pub mod file;
+pub mod value;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
 pub use cli::{
-    ChainSpecArgs, Cli, Command, DevnetArgs, KeygenArgs, LogFormat, NodeArgs, WalletArgs,
-    WalletCommand,
+    ChainSpecArgs, Cli, Command, DevnetArgs, KeygenArgs, NodeArgs, WalletArgs, WalletCommand,
 };
 pub use file::FileConfig;
+pub use value::LogFormat;
 
 use crate::identity::NodeType;
 use crate::region::Region;
@@ -286,7 +287,7 @@ fn pick_duration(
 ) -> Result<Duration, ConfigError> {
     match (flag, file) {
         (Some(d), _) => Ok(d),
-        (None, Some(text)) => cli::parse_duration(&text).map_err(|r| invalid(setting, r)),
+        (None, Some(text)) => value::parse_duration(&text).map_err(|r| invalid(setting, r)),
         (None, None) => Ok(default),
     }
 }

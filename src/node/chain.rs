@@ -15,11 +15,11 @@ use tokio::sync::{broadcast, watch};
 use tracing::{debug, info, warn};
 
 use super::NodeError;
+use crate::chain::account::Account;
 use crate::chain::block::{Block, BlockHeader, MAX_BLOCK_TXS};
 use crate::chain::mempool::{CheckedTransfer, Mempool, MempoolConfig, MempoolError};
 use crate::chain::signatures::Verified;
 use crate::chain::spec::ChainSpec;
-use crate::chain::state::Account;
 use crate::chain::store::{AccountReader, ChainStore, ChainStoreError, ImportOutcome};
 use crate::chain::tx::{Address, SignedTransfer};
 use crate::chain::validate::RejectReason;
@@ -709,7 +709,7 @@ mod tests {
 
     use super::*;
     use crate::chain::tx::Transfer;
-    use crate::chain::validate::TxError;
+    use crate::chain::tx::TxError;
     use crate::clock::ManualClock;
 
     fn runtime(

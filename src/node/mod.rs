@@ -25,8 +25,9 @@ use tracing::{info, warn};
 use crate::clock::SharedClock;
 use crate::config::NodeConfig;
 use crate::identity::{Identity, KeyError, KEY_FILE};
+use crate::membership::admission::Refusal;
 use crate::membership::{Membership, MembershipError, MembershipParams, MembershipView};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, CLUSTER_BRIDGE, CLUSTER_REGIONAL};
 use crate::net::{self, LocalInfo};
 use persist::SledMembershipStore;
 
@@ -234,6 +235,16 @@ pub async fn start(config: NodeConfig, clock: SharedClock) -> Result<RunningNode
         ])
         .set(1.0);
     metrics.start_time.set(clock.now_ms() as f64 / 1000.0);
+    // Every refusal series of both clusters exists from the start (at 0), before the node
+    // ever joins the bridge cluster. The wiring does it because metrics, a leaf, knows no
+    // membership types.
+    for cluster in [CLUSTER_REGIONAL, CLUSTER_BRIDGE] {
+        for reason in Refusal::ALL {
+            metrics
+                .gossip_digests_refused
+                .with_label_values(&[cluster, reason.as_str()]);
+        }
+    }
 
     let api_listener = bind_tcp(config.rpc_addr, "--rpc-addr")?;
     let api_addr = api_listener

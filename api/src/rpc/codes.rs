@@ -126,6 +126,23 @@ pub fn internal() -> ErrorObjectOwned {
     ErrorObjectOwned::owned(INTERNAL_ERROR, "internal error", None::<()>)
 }
 
+/// The `outcome` label of a JSON-RPC response: `ok` or a bounded name for its error code.
+pub fn outcome(error_code: Option<i32>) -> &'static str {
+    match error_code {
+        None => "ok",
+        Some(PARSE_ERROR) => "parse_error",
+        Some(INVALID_REQUEST) => "invalid_request",
+        Some(METHOD_NOT_FOUND) => "method_not_found",
+        Some(INVALID_PARAMS) => "invalid_params",
+        Some(INTERNAL_ERROR) => "internal_error",
+        Some(TX_REJECTED) => "tx_rejected",
+        Some(RATE_LIMITED) => "rate_limited",
+        Some(UNAVAILABLE) => "unavailable",
+        Some(TOO_MANY_SUBSCRIPTIONS) => "too_many_subscriptions",
+        Some(_) => "other_error",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,5 +189,13 @@ mod tests {
         let internal = service_error(ServiceError::Internal("disk on fire".into()));
         assert_eq!(internal.code(), INTERNAL_ERROR);
         assert_eq!(internal.message(), "internal error");
+    }
+
+    #[test]
+    fn outcome_labels_are_bounded() {
+        assert_eq!(outcome(None), "ok");
+        assert_eq!(outcome(Some(-32601)), "method_not_found");
+        assert_eq!(outcome(Some(-32001)), "tx_rejected");
+        assert_eq!(outcome(Some(-1234)), "other_error");
     }
 }

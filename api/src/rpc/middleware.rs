@@ -11,7 +11,8 @@ use jsonrpsee::server::middleware::rpc::{
 };
 use tower::Layer;
 
-use crate::metrics::{rpc_outcome, ApiMetrics, UNKNOWN_METHOD};
+use super::codes;
+use crate::metrics::{ApiMetrics, UNKNOWN_METHOD};
 
 /// Shared state of the metrics middleware.
 #[derive(Debug)]
@@ -90,7 +91,7 @@ where
             let started = Instant::now();
             let method = shared.label(request.method_name()).to_string();
             let response = inner.call(request).await;
-            let outcome = rpc_outcome(response.as_error_code());
+            let outcome = codes::outcome(response.as_error_code());
             let elapsed = started.elapsed();
             shared.metrics.observe_rpc(&method, outcome, elapsed);
             tracing::debug!(

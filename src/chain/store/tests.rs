@@ -3,7 +3,7 @@
 use super::*;
 use crate::chain::spec::tests::spec_with;
 use crate::chain::tx::tests::{address_of, key, transfer};
-use crate::chain::validate::TxError;
+use crate::chain::tx::TxError;
 
 // One producer, key(1); key(10) funded with 1000; genesis at 10 s, 1 s slots.
 fn spec() -> ChainSpec {
