@@ -79,6 +79,10 @@ impl Default for MonitorConfig {
     }
 }
 
+/// Most gossip cells a region may be split into (a protocol limit: summaries naming more
+/// are refused).
+pub const MAX_CELLS_PER_REGION: u16 = 64;
+
 /// Membership and topology settings (DESIGN §3–4).
 #[derive(Debug, Clone, PartialEq)]
 pub struct MembershipConfig {
@@ -211,8 +215,11 @@ impl NodeConfig {
         if !(1..=16).contains(&membership.bridges_per_region) {
             return Err(invalid("--bridges-per-region", "must be between 1 and 16"));
         }
-        if !(1..=crate::membership::cell::MAX_CELLS).contains(&membership.cells_per_region) {
-            return Err(invalid("--cells-per-region", "must be between 1 and 64"));
+        if !(1..=MAX_CELLS_PER_REGION).contains(&membership.cells_per_region) {
+            return Err(invalid(
+                "--cells-per-region",
+                format!("must be between 1 and {MAX_CELLS_PER_REGION}"),
+            ));
         }
         let monitor = MonitorConfig {
             regional_interval: pick_duration(

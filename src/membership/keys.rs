@@ -39,7 +39,7 @@ pub const SUMMARY_HEAD_EVERY_MS: u64 = 5_000;
 pub const MISSING_LEAD_MS: u64 = 2_000;
 
 /// Most cells a region may be split into.
-pub const MAX_CELLS: u16 = 64;
+pub const MAX_CELLS: u16 = crate::config::MAX_CELLS_PER_REGION;
 /// Largest summary value accepted from gossip, in bytes.
 pub const MAX_SUMMARY_BYTES: usize = 4096;
 /// Most bridges or bridge seeds listed in one summary (a region split into cells lists
