@@ -2,12 +2,15 @@
 //!
 //! Entry types: [`config::NodeConfig`] (what to run), [`node::start`] (a running node),
 //! [`membership::Membership`] (the two-level chitchat view), [`topology`] (routing strategy
-//! and links), [`monitor`] (health and failover decisions), [`identity::Identity`].
+//! and links), [`monitor`] (health and failover decisions), [`decision::DecisionLoop`] (what
+//! a node decides from its view, driven by the node and the simulator alike),
+//! [`identity::Identity`].
 
 pub mod chain;
 pub mod clock;
 pub mod command;
 pub mod config;
+pub mod decision;
 pub mod devnet;
 pub mod fuzz;
 pub mod identity;

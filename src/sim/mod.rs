@@ -8,12 +8,12 @@
 
 pub mod flat;
 pub mod fleet;
+pub mod journal;
 pub mod latency;
 pub mod network;
 pub mod propagation;
 pub mod report;
 pub mod scenario;
-pub mod watch;
 
 pub use scenario::{run, Check, Coverage, Outcome, SimConfig, SimError};
 

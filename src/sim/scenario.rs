@@ -12,11 +12,11 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use super::fleet::{plan_nodes, Fleet};
+use super::journal::Journal;
 use super::latency::{LatencyMatrix, REGION_NAMES};
 use super::network::{SimNet, Traffic};
 use super::propagation::{propagate, LinkGraph};
 use super::report::{ms, percentile, svg_plot, Series, Table};
-use super::watch::NodeWatch;
 use crate::clock::{SharedClock, TokioClock};
 use crate::config::MembershipConfig;
 use crate::identity::NodeId;
@@ -188,7 +188,7 @@ pub fn region_names(regions: usize) -> Vec<Region> {
 struct Ctx {
     cfg: SimConfig,
     fleet: Fleet,
-    watches: Vec<NodeWatch>,
+    journals: Vec<Journal>,
     clock: SharedClock,
     latency: LatencyMatrix,
     rng: StdRng,
@@ -235,15 +235,15 @@ impl Ctx {
         Ok(())
     }
 
-    /// Advances simulated time by one sample and feeds every live node's view to its watch.
+    /// Advances simulated time by one sample and feeds every live node's view to its decision loop.
     async fn sample(&mut self) {
         tokio::time::sleep(self.cfg.sample).await;
         let now = self.now();
-        for (node, watch) in self.fleet.nodes.iter().zip(self.watches.iter_mut()) {
+        for (node, journal) in self.fleet.nodes.iter().zip(self.journals.iter_mut()) {
             if node.crashed || !node.membership.joined() {
                 continue;
             }
-            watch.observe(&node.view(), now);
+            journal.observe(&node.view(), now);
         }
         if now >= self.next_traffic_ms {
             self.next_traffic_ms = now + 1000;
@@ -421,7 +421,7 @@ impl Ctx {
     /// How many of `who` had a health warning at or after `since` and before `until`.
     fn health_warned(&self, who: &[usize], since: u64, until: u64) -> usize {
         who.iter()
-            .filter(|&&i| self.watches[i].health_warned(since, until))
+            .filter(|&&i| self.journals[i].health_warned(since, until))
             .count()
     }
 
@@ -429,7 +429,7 @@ impl Ctx {
     fn activations_since(&self, who: &[usize], since: u64) -> usize {
         who.iter()
             .map(|&i| {
-                self.watches[i]
+                self.journals[i]
                     .events_since(EventKind::Activated, since)
                     .len()
             })
@@ -439,7 +439,7 @@ impl Ctx {
     fn activated_since(&self, who: &[usize], since: u64) -> usize {
         who.iter()
             .filter(|&&i| {
-                !self.watches[i]
+                !self.journals[i]
                     .events_since(EventKind::Activated, since)
                     .is_empty()
             })
@@ -471,11 +471,11 @@ pub async fn run(cfg: SimConfig) -> Result<Outcome, SimError> {
     let mut rng = StdRng::seed_from_u64(cfg.seed ^ 0x5eed);
     let interval_ms = cfg.failover_interval.as_millis() as u64;
     let settle_ms = cfg.membership.strategy_settle_time.as_millis() as u64;
-    let watches = plans
+    let journals = plans
         .iter()
         .map(|_| {
             let first = t0 + interval_ms + rng.gen_range(0..interval_ms.max(1));
-            NodeWatch::new(
+            Journal::new(
                 FailoverPolicy::for_interval(2, interval_ms),
                 settle_ms,
                 interval_ms,
@@ -487,7 +487,7 @@ pub async fn run(cfg: SimConfig) -> Result<Outcome, SimError> {
     let mut ctx = Ctx {
         cfg,
         fleet,
-        watches,
+        journals,
         clock,
         latency,
         rng,
@@ -780,11 +780,11 @@ fn link_graph(ctx: &Ctx, strategy: Strategy) -> LinkGraph {
         region: fleet.nodes.iter().map(|n| n.plan.region).collect(),
         links: Vec::with_capacity(fleet.nodes.len()),
     };
-    for (node, watch) in fleet.nodes.iter().zip(&ctx.watches) {
+    for (node, journal) in fleet.nodes.iter().zip(&ctx.journals) {
         let links = if node.crashed {
             Default::default()
         } else {
-            watch.links(&node.view(), Some(strategy))
+            journal.links(&node.view(), strategy)
         };
         let ids: Vec<&NodeId> = links.in_region.iter().chain(&links.cross_region).collect();
         graph.links.push(
@@ -798,7 +798,7 @@ fn link_graph(ctx: &Ctx, strategy: Strategy) -> LinkGraph {
 
 fn propagation(ctx: &mut Ctx) -> Result<(), SimError> {
     ctx.phase("block propagation");
-    let in_force: BTreeSet<Strategy> = ctx.watches.iter().map(NodeWatch::strategy).collect();
+    let in_force: BTreeSet<Strategy> = ctx.journals.iter().map(Journal::strategy).collect();
     let mut table = Table::new(
         &format!(
             "block propagation over planned links ({} blocks each, {} ms per hop processing; matrix floor {} ms)",
@@ -933,7 +933,7 @@ fn first_event_after(
     since: u64,
     region: Option<&Region>,
 ) -> Option<f64> {
-    ctx.watches[i]
+    ctx.journals[i]
         .events_since(kind, since)
         .into_iter()
         .find(|e| region.is_none_or(|r| e.regions.contains(r)))
@@ -1060,7 +1060,7 @@ async fn region_cuts(ctx: &mut Ctx) -> Result<(), SimError> {
     let once = survivors
         .iter()
         .filter(|&&i| {
-            ctx.watches[i]
+            ctx.journals[i]
                 .events_since(EventKind::Activated, cut_at)
                 .len()
                 == 1
@@ -1080,7 +1080,7 @@ async fn region_cuts(ctx: &mut Ctx) -> Result<(), SimError> {
     let still = ctx
         .alive()
         .iter()
-        .filter(|&&i| ctx.watches[i].failover_active())
+        .filter(|&&i| ctx.journals[i].failover_active())
         .count();
     ctx.check(
         "after healing: failover inactive everywhere",
