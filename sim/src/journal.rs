@@ -4,10 +4,12 @@
 //! here (a node runs it on its own interval, 120 s by default), against the default 0.8
 //! threshold.
 
-use crate::decision::{Cadence, DecisionLoop, DecisionParams};
-use crate::membership::MembershipView;
-use crate::monitor::{EventKind, FailoverEvent, FailoverPolicy, DEFAULT_HEALTH_WARNING_THRESHOLD};
-use crate::topology::{Links, Strategy};
+use qnet_node::decision::{Cadence, DecisionLoop, DecisionParams};
+use qnet_node::membership::MembershipView;
+use qnet_node::monitor::{
+    EventKind, FailoverEvent, FailoverPolicy, DEFAULT_HEALTH_WARNING_THRESHOLD,
+};
+use qnet_node::topology::{Links, Strategy};
 
 /// One simulated node's decision loop and what it decided.
 #[derive(Debug, Clone)]
@@ -86,16 +88,28 @@ impl Journal {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::identity::Identity;
-    use crate::membership::RegionStatus;
-    use crate::region::Region;
+    use qnet_node::identity::Identity;
+    use qnet_node::membership::RegionStatus;
+    use qnet_node::region::Region;
 
     fn view(live: &[(&str, u32)]) -> MembershipView {
         let id = Identity::generate().node_id().clone();
         let mut v = MembershipView::empty(id, Region::new("eu").unwrap());
         for (name, l) in live {
             let r = Region::new(name).unwrap();
-            v.regions.insert(r.clone(), RegionStatus::counted(r, 3, *l));
+            let status = RegionStatus {
+                region: r.clone(),
+                known: 3,
+                live: *l,
+                missing: *l == 0,
+                bridges: vec![],
+                bridge_addrs: vec![],
+                seeds: vec![],
+                bridge_seeds: vec![],
+                head_height: None,
+                last_live_ms: 0,
+            };
+            v.regions.insert(r, status);
         }
         v
     }

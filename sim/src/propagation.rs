@@ -9,7 +9,7 @@ use std::collections::BinaryHeap;
 
 use rand::Rng;
 
-use super::latency::LatencyMatrix;
+use crate::latency::LatencyMatrix;
 
 /// Who links to whom: node `i` is in region `region[i]` and pushes to `links[i]`.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -1,4 +1,4 @@
-//! The scenarios of issue 7, run one after another on one simulated network: cold start,
+//! The simulator's scenarios, run one after another on one simulated network: cold start,
 //! steady state, block propagation per strategy, a node crash, one region cut off and healed,
 //! two regions cut off and healed, then 5 % and 20 % loss. Each writes a table (stdout and
 //! CSV); every correctness property becomes a [`Check`].
@@ -11,21 +11,21 @@ use std::time::Duration;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use super::fleet::{plan_nodes, Fleet};
-use super::journal::Journal;
-use super::latency::{LatencyMatrix, REGION_NAMES};
-use super::network::{SimNet, Traffic};
-use super::propagation::{propagate, LinkGraph};
-use super::report::{ms, percentile, svg_plot, Series, Table};
-use crate::clock::{SharedClock, TokioClock};
-use crate::config::MembershipConfig;
-use crate::identity::NodeId;
-use crate::membership::admission::Refusal;
-use crate::membership::{bridge_gossip_addr, Head, MembershipError};
-use crate::metrics::{CLUSTER_BRIDGE, CLUSTER_REGIONAL};
-use crate::monitor::{EventKind, FailoverPolicy};
-use crate::region::Region;
-use crate::topology::Strategy;
+use crate::fleet::{plan_nodes, Fleet};
+use crate::journal::Journal;
+use crate::latency::{LatencyMatrix, REGION_NAMES};
+use crate::network::{SimNet, Traffic};
+use crate::propagation::{propagate, LinkGraph};
+use crate::report::{ms, percentile, svg_plot, Series, Table};
+use qnet_node::clock::{SharedClock, TokioClock};
+use qnet_node::config::MembershipConfig;
+use qnet_node::identity::NodeId;
+use qnet_node::membership::admission::Refusal;
+use qnet_node::membership::{bridge_gossip_addr, Head, MembershipError};
+use qnet_node::metrics::{CLUSTER_BRIDGE, CLUSTER_REGIONAL};
+use qnet_node::monitor::{EventKind, FailoverPolicy};
+use qnet_node::region::Region;
+use qnet_node::topology::Strategy;
 
 /// Simulated wall clock at the start (ms since epoch).
 pub const START_MS: u64 = 1_700_000_000_000;
@@ -87,7 +87,7 @@ impl SimConfig {
         }
     }
 
-    /// The configuration of the CI test (`tests/sim.rs`), also `qnet-sim --ci`: 100 nodes in
+    /// The configuration of the CI test (this crate's `tests/sim.rs`), also `qnet-sim --ci`: 100 nodes in
     /// 6 regions split into `cells` gossip cells, every two-level scenario with short
     /// windows (2 s strategy settle time, 2 s steady window, 2 s failover interval, 10 s per
     /// loss phase, 3 blocks per strategy; about 100 s of simulated time).
