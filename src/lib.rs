@@ -5,6 +5,9 @@
 //! and links), [`monitor`] (health and failover decisions), [`decision::DecisionLoop`] (what
 //! a node decides from its view, driven by the node and the simulator alike),
 //! [`identity::Identity`].
+//!
+//! Feature `testing` (off by default, enabled by the `qnet-sim` crate) adds what only test
+//! tooling needs: a clock that follows tokio's paused time and membership diagnostics.
 
 pub mod chain;
 pub mod clock;
