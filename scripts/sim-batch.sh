@@ -24,14 +24,14 @@ shift 3
 case "$first$last" in *[!0-9]*) echo "error: seeds must be numbers" >&2; exit 2 ;; esac
 [ "$first" -le "$last" ] || { echo "error: FIRST_SEED must not exceed LAST_SEED" >&2; exit 2; }
 
-# the configuration of tests/sim.rs (SimConfig::ci) unless options were given
+# the configuration of sim/tests/sim.rs (SimConfig::ci) unless options were given
 if [ $# -gt 0 ]; then ci_args=("$@"); else ci_args=(--ci); fi
 total=$(( (last - first + 1) * 2 ))
 
 if [ -n "${QNET_SIM:-}" ]; then
   sim=$QNET_SIM
 else
-  cargo build --release --quiet --bin qnet-sim
+  cargo build --release --quiet -p qnet-sim --bin qnet-sim
   sim=target/release/qnet-sim
 fi
 export MALLOC_MMAP_THRESHOLD_=32768

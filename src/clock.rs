@@ -28,13 +28,16 @@ impl Clock for SystemClock {
 }
 
 /// Wall-clock time that follows tokio's clock: under `tokio::time::pause` it moves with the
-/// simulated time, so a simulated network's monitors see consistent timestamps.
+/// simulated time, so a simulated network's monitors see consistent timestamps. For the
+/// simulator only (feature `testing`): a node reads the operating system's clock.
+#[cfg(feature = "testing")]
 #[derive(Debug, Clone, Copy)]
 pub struct TokioClock {
     start: tokio::time::Instant,
     start_ms: u64,
 }
 
+#[cfg(feature = "testing")]
 impl TokioClock {
     /// A clock reading `start_ms` now.
     pub fn new(start_ms: u64) -> Self {
@@ -45,6 +48,7 @@ impl TokioClock {
     }
 }
 
+#[cfg(feature = "testing")]
 impl Clock for TokioClock {
     fn now_ms(&self) -> u64 {
         self.start_ms + self.start.elapsed().as_millis() as u64

@@ -336,6 +336,7 @@ impl Membership {
     /// does not bridge): its node id and the silence after which the detector declares it
     /// dead (phi threshold × the mean heartbeat interval). A diagnostic: how long a region
     /// cut takes to show here is the largest of these over the region's bridges.
+    #[cfg(feature = "testing")]
     pub async fn bridge_detection_timeouts(&self) -> Vec<(String, Duration)> {
         let guard = self.shared.bridge.lock().await;
         let Some(bridge) = guard.as_ref() else {

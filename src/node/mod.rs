@@ -2,10 +2,9 @@
 //! data plane, the monitors and the API, and shuts all of it down in order.
 
 pub mod chain;
-pub mod monitors;
+pub mod decisions;
 pub mod peers;
 pub mod persist;
-pub mod routing;
 pub mod seeds;
 pub mod service;
 pub mod sync;
@@ -98,9 +97,9 @@ pub struct NodeShared {
     /// Address the API listens on.
     pub api_addr: SocketAddr,
     /// Routing decision in force.
-    pub routing: RwLock<routing::RoutingState>,
+    pub routing: RwLock<crate::decision::RoutingState>,
     /// Failover monitor state.
-    pub failover: RwLock<monitors::FailoverStatus>,
+    pub failover: RwLock<crate::decision::FailoverStatus>,
     /// New chain heads, for API subscribers.
     pub heads: tokio::sync::broadcast::Sender<qnet_api::dto::HeadDto>,
     /// The chain runtime.
@@ -339,8 +338,8 @@ pub async fn start(config: NodeConfig, clock: SharedClock) -> Result<RunningNode
         joined,
         stopping: AtomicBool::new(false),
         api_addr,
-        routing: RwLock::new(routing::RoutingState::initial(now_ms)),
-        failover: RwLock::new(monitors::FailoverStatus::default()),
+        routing: RwLock::new(crate::decision::RoutingState::initial(now_ms)),
+        failover: RwLock::new(crate::decision::FailoverStatus::default()),
         heads,
         chain: chain_runtime.clone(),
     });
@@ -388,12 +387,7 @@ pub async fn start(config: NodeConfig, clock: SharedClock) -> Result<RunningNode
         shared.clone(),
         stop_rx.clone(),
     )));
-    tasks.push(tokio::spawn(routing::run(shared.clone(), stop_rx.clone())));
-    tasks.push(tokio::spawn(monitors::run_health(
-        shared.clone(),
-        stop_rx.clone(),
-    )));
-    tasks.push(tokio::spawn(monitors::run_failover(
+    tasks.push(tokio::spawn(decisions::run(
         shared.clone(),
         stop_rx.clone(),
     )));

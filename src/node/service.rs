@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 use tracing::warn;
 
 use super::chain::{self, TxLookup};
-use super::{monitors, NodeError, NodeShared};
+use super::{decisions, NodeError, NodeShared};
 use crate::chain::block::Block;
 use crate::chain::tx::{Address, SignedTransfer};
 use crate::chain::Hash;
@@ -171,7 +171,7 @@ impl NodeService for Service {
             missing_regions: f.missing.iter().map(|r| r.to_string()).collect(),
             restoring_regions: f.restoring.iter().map(|r| r.to_string()).collect(),
             last_check_ms: f.last_check_ms,
-            events: monitors::recent_events(&self.shared, API_EVENTS)
+            events: decisions::recent_events(&self.shared, API_EVENTS)
                 .into_iter()
                 .map(|e| FailoverEventDto {
                     at_ms: e.at_ms,

@@ -18,10 +18,14 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tokio::time::{Duration, Instant};
 
-use super::latency::LatencyMatrix;
+use crate::latency::LatencyMatrix;
+
+/// Regional gossip port of every simulated node (each node has its own address). Here and
+/// not in `fleet`, which builds on this module, so the two do not import each other.
+pub const SIM_PORT: u16 = 9876;
 
 /// Port of the bridge cluster in the simulation (the regional port + 1).
-const BRIDGE_PORT: u16 = super::fleet::SIM_PORT + 1;
+const BRIDGE_PORT: u16 = SIM_PORT + 1;
 
 /// Largest datagram payload, as for UDP over IPv4; larger sends fail like `EMSGSIZE`.
 pub const MAX_DATAGRAM_BYTES: usize = 65_507;

@@ -1,4 +1,4 @@
-//! Hostile input to every decoder (`qnet_node::fuzz::TARGETS`): property tests with arbitrary
+//! Hostile input to every decoder (`qnet_fuzz::TARGETS`): property tests with arbitrary
 //! and mutated-valid bytes (never a panic or a broken invariant), round trips of generated
 //! valid values, and a replay of the checked-in corpus under `tests/corpus/<target>/`.
 
@@ -8,11 +8,11 @@ use std::path::{Path, PathBuf};
 use ed25519_dalek::SigningKey;
 use proptest::collection::vec;
 use proptest::prelude::*;
+use qnet_fuzz::{Verdict, TARGETS};
 use qnet_node::chain::block::{Block, BlockTemplate};
 use qnet_node::chain::spec::ChainSpec;
 use qnet_node::chain::tx::{Address, SignedTransfer, Transfer, ADDRESS_LEN};
 use qnet_node::config::{FileConfig, NodeArgs, NodeConfig};
-use qnet_node::fuzz::{Verdict, TARGETS};
 use qnet_node::identity::{to_hex, Identity, NodeType};
 use qnet_node::membership::card::{chitchat_id, issue, verify_card};
 use qnet_node::membership::keys::{Head, RegionSummary};
@@ -264,7 +264,7 @@ proptest! {
     fn messages_round_trip(m in message()) {
         let bytes = m.encode();
         prop_assert_eq!(Message::decode(&bytes).unwrap(), m);
-        let run = qnet_node::fuzz::target("message").unwrap().run;
+        let run = qnet_fuzz::target("message").unwrap().run;
         prop_assert!(run(&bytes).is_ok());
     }
 
@@ -413,7 +413,7 @@ fn corpus_replays_clean() {
 }
 
 /// The checked-in seeds are the current valid encodings: a format change shows up here, and
-/// `cargo run --example fuzz -- --write-seeds` refreshes them.
+/// `cargo run -p qnet-fuzz --example fuzz -- --write-seeds` refreshes them.
 #[test]
 fn corpus_seeds_match_the_encoders() {
     for t in TARGETS {

@@ -1,13 +1,13 @@
-//! Long-run mutational fuzzer over every decoder in `qnet_node::fuzz::TARGETS` (no nightly
+//! Long-run mutational fuzzer over every decoder in `qnet_fuzz::TARGETS` (no nightly
 //! needed): starts from the checked-in corpus and the built-in valid seeds, stacks random
 //! mutations (bit flips, interesting integers, inserts, deletes, splices, dictionary tokens,
 //! token repeats for deep nesting), keeps accepted inputs as new starting points, and stops a
 //! target at its first panic or broken invariant, saving the input under `target/fuzz-crashes/`.
 //!
 //! ```text
-//! cargo run --release --example fuzz -- --target all --seconds 600
-//! cargo run --release --example fuzz -- --target block --seconds 60 --seed 7
-//! cargo run --example fuzz -- --write-seeds        # refresh tests/corpus/<target>/seed-*
+//! cargo run --release -p qnet-fuzz --example fuzz -- --target all --seconds 600
+//! cargo run --release -p qnet-fuzz --example fuzz -- --target block --seconds 60 --seed 7
+//! cargo run -p qnet-fuzz --example fuzz -- --write-seeds        # refresh fuzz/tests/corpus/<target>/seed-*
 //! ```
 //!
 //! Each target runs on a thread with a 2 MiB stack, the size of a tokio worker's, so input
@@ -16,7 +16,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use qnet_node::fuzz::{Target, Verdict, TARGETS};
+use qnet_fuzz::{Target, Verdict, TARGETS};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -105,7 +105,7 @@ fn options() -> Result<Options, String> {
     let mut opts = Options {
         targets: Vec::new(),
         seconds: 10,
-        corpus: PathBuf::from("tests/corpus"),
+        corpus: Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus"),
         seed: rand::random(),
         write_seeds: false,
     };
@@ -124,7 +124,7 @@ fn options() -> Result<Options, String> {
         opts.targets = TARGETS.iter().collect();
     } else {
         for n in names {
-            let t = qnet_node::fuzz::target(&n).ok_or(format!(
+            let t = qnet_fuzz::target(&n).ok_or(format!(
                 "unknown target {n}; one of: all {}",
                 TARGETS.iter().map(|t| t.name).collect::<Vec<_>>().join(" ")
             ))?;

@@ -1,5 +1,5 @@
 //! qnet-rss: measures the resident memory of one real `qnet-node` process whose region has
-//! a given number of members (issue 7, target: ≤ 150 MB RSS with a 1,000-member region).
+//! a given number of members (target: ≤ 150 MB RSS with a 1,000-member region).
 //!
 //! It starts the real node binary as the first node of a fresh network on 127.0.0.1, then
 //! `--members` lightweight members in this process: each a real chitchat instance with its
@@ -9,7 +9,8 @@
 //! node process from `/proc/<pid>/status` for `--measure`, prints the figures (with how many
 //! members were live) and stops the node.
 //!
-//! `cargo build --release --bin qnet-node --bin qnet-rss && target/release/qnet-rss --members 999`
+//! `cargo build --release --bin qnet-node && cargo build --release -p qnet-sim --bin qnet-rss &&
+//! target/release/qnet-rss --members 999`
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};

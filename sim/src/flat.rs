@@ -6,12 +6,12 @@ use std::time::Duration;
 
 use chitchat::{spawn_chitchat, ChitchatConfig, ChitchatHandle, ChitchatId, FailureDetectorConfig};
 
-use super::fleet::{plan_nodes, SIM_CHAIN_ID};
-use super::latency::LatencyMatrix;
-use super::network::SimNet;
-use super::report::{ms, percentile, Table};
-use super::scenario::{region_names, SimConfig, SimError};
-use crate::membership::{card, keys};
+use crate::fleet::{plan_nodes, SIM_CHAIN_ID};
+use crate::latency::LatencyMatrix;
+use crate::network::SimNet;
+use crate::report::{ms, percentile, Table};
+use crate::scenario::{region_names, SimConfig, SimError};
+use qnet_node::membership::{card, keys};
 
 /// Phi threshold, as in the membership.
 const PHI_THRESHOLD: f64 = 6.0;

@@ -1,5 +1,5 @@
 //! Block propagation model: a block pushed from its producer over the planned links (from
-//! `node::routing::links_for`), every hop delayed by the latency matrix plus a processing
+//! `decision::DecisionLoop::links`), every hop delayed by the latency matrix plus a processing
 //! time. A node forwards a block once, on first receipt, to every link but the sender;
 //! later copies are counted as messages and suppressed. This models the data plane's push;
 //! it does not run TCP or the chain code.
@@ -9,7 +9,7 @@ use std::collections::BinaryHeap;
 
 use rand::Rng;
 
-use super::latency::LatencyMatrix;
+use crate::latency::LatencyMatrix;
 
 /// Who links to whom: node `i` is in region `region[i]` and pushes to `links[i]`.
 #[derive(Debug, Clone, Default, PartialEq)]

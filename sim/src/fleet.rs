@@ -12,20 +12,18 @@ use ed25519_dalek::SigningKey;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use super::network::SimNet;
-use crate::clock::SharedClock;
-use crate::config::MembershipConfig;
-use crate::identity::{Identity, NodeId, NodeType};
-use crate::membership::{
+use crate::network::{SimNet, SIM_PORT};
+use qnet_node::clock::SharedClock;
+use qnet_node::config::MembershipConfig;
+use qnet_node::identity::{Identity, NodeId, NodeType};
+use qnet_node::membership::{
     bridge_gossip_addr, Membership, MembershipError, MembershipParams, MembershipStore,
     MembershipView, PeerRecord, RegionSummary,
 };
-use crate::metrics::{Metrics, CLUSTER_BRIDGE, CLUSTER_REGIONAL};
-use crate::region::Region;
-use crate::topology::{select_bridges, BridgeCandidate};
+use qnet_node::metrics::{Metrics, CLUSTER_BRIDGE, CLUSTER_REGIONAL};
+use qnet_node::region::Region;
+use qnet_node::topology::{select_bridges, BridgeCandidate};
 
-/// Port of every simulated node (each node has its own address).
-pub const SIM_PORT: u16 = 9876;
 /// Chain id of the simulated network.
 pub const SIM_CHAIN_ID: &str = "qnet-sim";
 /// Regional seeds handed to a joining node (as a bootstrap peer would).
@@ -80,7 +78,7 @@ pub struct NodePlan {
 impl NodePlan {
     /// The node's gossip cell in its region when regions are split into `cells`.
     pub fn cell(&self, cells: u16) -> u16 {
-        crate::membership::cell::cell_of(self.identity.node_id().as_str(), cells)
+        qnet_node::membership::cell::cell_of(self.identity.node_id().as_str(), cells)
     }
 }
 
@@ -248,7 +246,7 @@ impl Fleet {
             }
         }
         let factory_net = net.clone();
-        let transport: crate::membership::transport::TransportFactory =
+        let transport: qnet_node::membership::transport::TransportFactory =
             Arc::new(move || Box::new(factory_net.transport()) as Box<dyn Transport>);
         let mut nodes = Vec::with_capacity(plans.len());
         let mut by_id = HashMap::with_capacity(plans.len());

@@ -1,7 +1,11 @@
 //! Fuzz targets: every decoder of outside input (data-plane frames and messages, handshake,
 //! blocks, transactions, addresses, gossip values, chain spec, config file) as one function
 //! from bytes to a verdict. The property tests, the corpus replay (`tests/decoders.rs`) and the
-//! long-run fuzz loop (`examples/fuzz.rs`) drive the same list, [`TARGETS`].
+//! long-run fuzz loop (`examples/fuzz.rs`) of this crate drive the same list, [`TARGETS`].
+//!
+//! A crate of its own, not a module of the node behind a feature: the targets reach only the
+//! node library's public decoders (what outside input reaches), so they need no internals,
+//! and `cargo test -p qnet-fuzz` runs them with no feature to remember.
 //!
 //! A target never panics on any input. It returns [`Verdict::Accepted`] or
 //! [`Verdict::Rejected`]; `Err` means an invariant broke (a decoded value does not round-trip).
@@ -13,17 +17,17 @@ use chitchat::ChitchatId;
 use ed25519_dalek::SigningKey;
 use tokio_util::codec::Decoder;
 
-use crate::chain::block::{Block, BlockTemplate};
-use crate::chain::spec::ChainSpec;
-use crate::chain::tx::{check_tx_stateless, Address, SignedTransfer, Transfer};
-use crate::chain::validate::{check_block, BlockContext};
-use crate::config::{FileConfig, NodeArgs, NodeConfig};
-use crate::identity::{to_hex, Identity, NodeType};
-use crate::membership::card::{chitchat_id, issue, verify_card};
-use crate::membership::keys::{Head, RegionSummary};
-use crate::net::handshake::{check_hello, check_proof, codec, proof_payload, Challenge};
-use crate::net::message::{Hello, Message, Seeds, PROTOCOL_VERSION};
-use crate::region::Region;
+use qnet_node::chain::block::{Block, BlockTemplate};
+use qnet_node::chain::spec::ChainSpec;
+use qnet_node::chain::tx::{check_tx_stateless, Address, SignedTransfer, Transfer};
+use qnet_node::chain::validate::{check_block, BlockContext};
+use qnet_node::config::{FileConfig, NodeArgs, NodeConfig};
+use qnet_node::identity::{to_hex, Identity, NodeType};
+use qnet_node::membership::card::{chitchat_id, issue, verify_card};
+use qnet_node::membership::keys::{Head, RegionSummary};
+use qnet_node::net::handshake::{check_hello, check_proof, codec, proof_payload, Challenge};
+use qnet_node::net::message::{Hello, Message, Seeds, PROTOCOL_VERSION};
+use qnet_node::region::Region;
 
 /// What a target made of its input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

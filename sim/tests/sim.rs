@@ -1,4 +1,4 @@
-//! The simulator at CI size (issue 7): 100 nodes of the real membership code across six
+//! The simulator at CI size: 100 nodes of the real membership code across six
 //! regions on a simulated clock. Asserts correctness only, never speed: every node converges,
 //! one region cut off triggers no failover on the surviving nodes, two regions cut off trigger
 //! it exactly once on every surviving node and healing restores it, neither 5 % nor 20 %
@@ -13,7 +13,7 @@
 
 use std::time::Duration;
 
-use qnet_node::sim::{self, SimConfig};
+use qnet_sim::{self as sim, SimConfig};
 
 #[test]
 fn hundred_nodes_in_six_regions_behave_correctly() {

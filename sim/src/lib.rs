@@ -1,4 +1,4 @@
-//! Large-scale simulator (DESIGN §11, issue 7): many nodes of the real membership code in one
+//! Large-scale simulator (DESIGN §11): many nodes of the real membership code in one
 //! process on tokio's paused clock, over an in-memory network with a per-region latency
 //! matrix, loss and region cut-offs; the real strategy, link planning and failover decisions
 //! driven from every node's own view; block propagation modelled over the planned links.
@@ -8,12 +8,12 @@
 
 pub mod flat;
 pub mod fleet;
+pub mod journal;
 pub mod latency;
 pub mod network;
 pub mod propagation;
 pub mod report;
 pub mod scenario;
-pub mod watch;
 
 pub use scenario::{run, Check, Coverage, Outcome, SimConfig, SimError};
 

@@ -1,13 +1,13 @@
-//! qnet-sim: runs the large-scale simulation of issue 7 on a simulated clock.
+//! qnet-sim: runs the large-scale simulation on a simulated clock.
 //!
-//! `cargo run --release --bin qnet-sim -- --nodes 1000 --regions 6 --scenario all --out target/sim`
+//! `cargo run --release -p qnet-sim -- --nodes 1000 --regions 6 --scenario all --out target/sim`
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
-use qnet_node::sim::{self, Coverage, SimConfig};
+use qnet_sim::{self as sim, Coverage, SimConfig};
 
 /// Which scenarios to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -47,7 +47,7 @@ enum Part {
 #[derive(Debug, Parser)]
 #[command(name = "qnet-sim", version)]
 struct Args {
-    /// The CI test's configuration (tests/sim.rs): 100 nodes in 6 regions, every two-level
+    /// The CI test's configuration (sim/tests/sim.rs): 100 nodes in 6 regions, every two-level
     /// scenario with its short windows; only --cells, --seed and --out apply.
     #[arg(long, conflicts_with_all = [
         "nodes", "regions", "scenario", "parts", "flat_nodes", "failover_interval", "steady",
