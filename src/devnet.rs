@@ -335,6 +335,7 @@ pub async fn run(args: DevnetArgs) -> anyhow::Result<()> {
         started.elapsed().as_secs_f64()
     );
     if let Some(first) = nodes.first() {
+        println!("open: http://{}/ui", first.api_addr);
         println!("try:  curl -s http://{}/v1/regions", first.api_addr);
         println!("      curl -s http://{}/v1/peers", first.api_addr);
         println!(

@@ -68,6 +68,10 @@ mod tests {
             assert_eq!(body["error"]["code"], STARTING);
             assert_eq!(body["error"]["message"], "waiting");
         }
+        let page = reqwest::get(format!("http://{addr}{}", crate::ui::PAGE_PATH))
+            .await
+            .unwrap();
+        assert_eq!(page.status().as_u16(), 200, "the page shows the starting state");
         tx.send(()).unwrap();
         server.await.unwrap().unwrap();
     }

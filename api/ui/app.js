@@ -83,7 +83,8 @@ function chips(list, tone) {
 
 function short(text, head = 8, tail = 4) {
   const s = String(text || "");
-  return s.length > head + tail + 1 ? s.slice(0, head) + "…" + s.slice(-tail) : s;
+  if (s.length <= head + tail + 1) return s;
+  return s.slice(0, head) + "…" + (tail > 0 ? s.slice(-tail) : "");
 }
 
 function mono(text, full) {
@@ -328,7 +329,7 @@ function renderNode() {
   const s = state.status;
   if (!s) return;
   fill("node-line",
-    el("span", { class: "strong", text: "node " }), mono(short(s.node_id, 10, 4), s.node_id),
+    el("span", { class: "strong", text: "node " }), mono(s.node_id),
     el("span", { class: "sep", text: "·" }), s.node_type,
     el("span", { class: "sep", text: "·" }), "region ", el("span", { class: "strong", text: s.region }),
     el("span", { class: "sep", text: "·" }), s.chain_id);
@@ -385,7 +386,7 @@ function renderRegions() {
         el("span", { class: "muted", text: region.bridges.length === 1 ? "bridge " : "bridges " }),
         region.bridges.length === 0
           ? el("span", { class: "muted", text: "none" })
-          : region.bridges.map((id) => mono(short(id, 6, 0), id))));
+          : region.bridges.map((id) => mono(id))));
   });
   if (tiles.length === 0) fill("regions", el("p", { class: "empty", text: "no region known yet" }));
   else fill("regions", tiles);
@@ -427,11 +428,20 @@ function renderGraph() {
   for (const [region, count] of cross) {
     const to = pos.get(region);
     if (!from || !to) continue;
+    // the label sits beside the middle of the edge, on the side away from the centre
     const mx = (from.x + to.x) / 2;
     const my = (from.y + to.y) / 2;
+    const len = Math.hypot(to.x - from.x, to.y - from.y) || 1;
+    let nx = (from.y - to.y) / len;
+    let ny = (to.x - from.x) / len;
+    if (nx * (mx - cx) + ny * (my - cy) < 0) {
+      nx = -nx;
+      ny = -ny;
+    }
     edges.push(svg("g", { class: "edge" },
       svg("line", { x1: from.x, y1: from.y, x2: to.x, y2: to.y, class: "edge-planned" }),
-      svg("text", { x: mx, y: my - 5, class: "edge-label", "text-anchor": "middle" },
+      svg("text", { x: mx + nx * 14, y: my + ny * 14 + 4, class: "edge-label",
+        "text-anchor": nx > 0.3 ? "start" : nx < -0.3 ? "end" : "middle" },
         "planned" + (count > 1 ? " ×" + count : ""))));
   }
   const vertices = regions.map((region) => {
@@ -443,10 +453,12 @@ function renderGraph() {
       svg("text", { x: p.x, y: p.y - 1, "text-anchor": "middle", class: "vertex-name" }, region.region),
       svg("text", { x: p.x, y: p.y + 13, "text-anchor": "middle", class: "vertex-count" },
         region.live + "/" + region.known),
+      st === "healthy" ? null : svg("text", { x: p.x, y: p.y + 42, "text-anchor": "middle",
+        class: "vertex-state tone-" + STATE_TONE[st] }, st),
       svg("title", null, region.region + ": " + st + ", " + region.live + " of " + region.known + " live"));
   });
   const caption = from
-    ? svg("text", { x: from.x, y: from.y + 44, "text-anchor": "middle", class: "edge-label" },
+    ? svg("text", { x: from.x + 34, y: from.y + 4, "text-anchor": "start", class: "edge-label" },
       inRegion + " in-region link" + (inRegion === 1 ? "" : "s"))
     : null;
   fill("graph", svg("svg", { viewBox: "0 0 " + W + " " + H, role: "img",
@@ -468,7 +480,7 @@ function renderGraph() {
     : t.links.slice().sort((a, b) => a.kind.localeCompare(b.kind) || a.region.localeCompare(b.region))
       .map((link) => el("li", null,
         badge(link.kind === "bridge" ? "bridge" : "in region", link.kind === "bridge" ? "accent" : "muted"),
-        mono(short(link.peer, 10, 4), link.peer),
+        mono(link.peer),
         el("span", { class: "muted", text: link.region }),
         el("span", { class: "muted small", text: "planned" }))));
 }
@@ -484,7 +496,7 @@ function renderRouting() {
     ["live regions", chips(t.live_regions, "ok")],
     ["bridges", bridges.length === 0 ? el("span", { class: "muted", text: "none" })
       : el("span", { class: "bridge-list" }, bridges.map(([region, ids]) => el("span", null,
-        el("span", { class: "strong", text: region + " " }), ids.map((id) => mono(short(id, 6, 0), id)))))],
+        el("span", { class: "strong", text: region + " " }), ids.map((id) => mono(id)))))],
   ]));
 }
 
@@ -525,8 +537,8 @@ function renderBlocks() {
   }
   fill("blocks", state.blocks.map((b) => el("tr", null,
     el("td", null, searchLink(String(b.height), b.height)),
-    el("td", null, searchLink(short(b.hash, 8, 0), b.hash, b.hash)),
-    el("td", null, mono(short(b.producer, 8, 0), b.producer)),
+    el("td", { class: "clip" }, searchLink(short(b.hash, 8, 0), b.hash, b.hash)),
+    el("td", { class: "clip" }, mono(short(b.producer, 8, 0), b.producer)),
     el("td", { class: "muted", text: clock(b.timestamp_ms) }),
     el("td", { class: "num", text: String(b.tx_count) }))));
 }

@@ -124,6 +124,7 @@ try {
   if (byHash) pass(`search by block hash finds block ${first}`);
   else fail(`search by block hash ${hash}: ${await wide.textContent("#result-title")}`);
   await wide.click("#result-close");
+  await wide.fill("#search-input", "");
 
   await wide.screenshot({ path: join(opt.out, "ui-1400.png"), fullPage: true });
 
