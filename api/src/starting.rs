@@ -71,7 +71,11 @@ mod tests {
         let page = reqwest::get(format!("http://{addr}{}", crate::ui::PAGE_PATH))
             .await
             .unwrap();
-        assert_eq!(page.status().as_u16(), 200, "the page shows the starting state");
+        assert_eq!(
+            page.status().as_u16(),
+            200,
+            "the page shows the starting state"
+        );
         tx.send(()).unwrap();
         server.await.unwrap().unwrap();
     }

@@ -971,8 +971,16 @@ async fn slow_and_surplus_connections_are_closed() {
 async fn ui_page_and_assets_are_static_with_a_strict_policy() {
     let h = Harness::start(ApiConfig::default()).await;
     for (path, content_type, needle) in [
-        ("/ui", "text/html; charset=utf-8", "<script src=\"/ui/app.js\""),
-        ("/ui/app.js", "text/javascript; charset=utf-8", "chain_subscribeNewHeads"),
+        (
+            "/ui",
+            "text/html; charset=utf-8",
+            "<script src=\"/ui/app.js\"",
+        ),
+        (
+            "/ui/app.js",
+            "text/javascript; charset=utf-8",
+            "chain_subscribeNewHeads",
+        ),
         ("/ui/app.css", "text/css; charset=utf-8", ".regions"),
         ("/ui/icon.svg", "image/svg+xml", "<svg"),
     ] {

@@ -90,6 +90,19 @@ for _ in $(seq 1 120); do
 done
 all_ready || { echo "FAIL devnet nodes not all ready in 60 s; see $OUT/"; exit 1; }
 echo "devnet: $NODES nodes ready; page http://$API/ui"
+# devnet names the page before anything else to try
+first_hint=""
+for _ in $(seq 1 40); do
+  first_hint="$(grep -m1 -E '^(open|try):' "$OUT/devnet.log" || true)"
+  [ -n "$first_hint" ] && break
+  sleep 0.25
+done
+if [ "$first_hint" = "open: http://$API/ui" ]; then
+  echo "PASS devnet prints the page's URL first: $first_hint"
+else
+  echo "FAIL devnet's first hint is not the page's URL: ${first_hint:-none}"
+  exit 1
+fi
 
 # The nodes of the region to stop: devnet's children started with `--region <it>`.
 stop_pids=()
