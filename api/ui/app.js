@@ -21,7 +21,6 @@ const state = {
   lastAnswerMs: 0,
   polled: false,
   head: null,
-  headViaWs: false,
   blocks: [],
   blocksError: null,
   ws: "connecting",
@@ -241,13 +240,11 @@ function followHeads() {
       return;
     }
     if (msg.method === "chain_newHead" && msg.params && msg.params.result) {
-      state.headViaWs = true;
       setHead(msg.params.result);
     }
   });
   socket.addEventListener("close", () => {
     state.ws = state.ws === "refused" ? "refused" : "closed";
-    state.headViaWs = false;
     renderConn();
     setTimeout(followHeads, state.wsRetryMs);
     state.wsRetryMs = Math.min(WS_RETRY_MAX_MS, state.wsRetryMs * 2);

@@ -125,6 +125,7 @@ try {
   else fail(`search by block hash ${hash}: ${await wide.textContent("#result-title")}`);
   await wide.click("#result-close");
   await wide.fill("#search-input", "");
+  await wide.locator("#search-input").blur();
 
   await wide.screenshot({ path: join(opt.out, "ui-1400.png"), fullPage: true });
 
