@@ -23,7 +23,7 @@ const state = {
   head: null,
   blocks: [],
   blocksError: null,
-  ws: "connecting",
+  ws: "waiting",
   wsRetryMs: 1000,
 };
 
@@ -165,6 +165,7 @@ async function getJson(path) {
 // ---------- polling ----------
 
 const POLLED = ["status", "regions", "topology", "failover"];
+let following = false;
 
 async function poll() {
   const results = await Promise.allSettled(POLLED.map((name) => getJson("/v1/" + name)));
@@ -178,6 +179,11 @@ async function poll() {
   if (!error) state.lastAnswerMs = Date.now();
   const head = state.status && state.status.head;
   if (head && (!state.head || head.height > state.head.height)) setHead(head);
+  // the WebSocket waits for a first answer, so a starting node is not asked for upgrades
+  if (!error && !following) {
+    following = true;
+    followHeads();
+  }
   render();
   setTimeout(poll, POLL_MS);
 }
@@ -324,7 +330,12 @@ function renderBanner() {
 
 function renderNode() {
   const s = state.status;
-  if (!s) return;
+  if (!s) {
+    const e = state.error;
+    const what = !e ? "connecting to the node" : e.code === "starting" ? "node starting" : "node unreachable";
+    fill("node-line", what);
+    return;
+  }
   fill("node-line",
     el("span", { class: "strong", text: "node " }), mono(s.node_id),
     el("span", { class: "sep", text: "·" }), s.node_type,
@@ -645,7 +656,6 @@ function start() {
     renderFailover();
   }, 1000);
   poll();
-  followHeads();
 }
 
 start();
