@@ -403,6 +403,7 @@ pub async fn run(
         );
     }
     if let Some(first) = nodes.first() {
+        println!("open: http://{}/ui", first.api_addr);
         let exe = std::env::current_exe().context("cannot find the qnet-node executable")?;
         let program = program_name(&exe, std::env::var_os("PATH").as_deref());
         let key = args.dir.join(FAUCET_KEY_FILE);

@@ -3,7 +3,8 @@
 //! The node implements [`NodeService`], a narrow, synchronous set of queries and commands,
 //! and starts the server with [`serve`] (or [`ApiServer`]) on a listener it bound itself.
 //! The wire shapes live in [`dto`], the limits in [`ApiConfig`], the JSON-RPC error codes in
-//! [`rpc::codes`], and the OpenAPI document comes from [`openapi_yaml`].
+//! [`rpc::codes`], and the OpenAPI document comes from [`openapi_yaml`]. The page for people
+//! at `GET /ui` is in [`ui`].
 
 pub mod config;
 pub mod dto;
@@ -16,6 +17,7 @@ pub mod rpc;
 pub mod server;
 pub mod service;
 pub mod starting;
+pub mod ui;
 
 pub use config::{ApiConfig, RateLimit};
 pub use openapi::openapi_yaml;

@@ -1,4 +1,5 @@
-//! Wiring: REST, JSON-RPC and `/metrics` on one listener, with limits and metrics layers.
+//! Wiring: REST, JSON-RPC, `/metrics` and the `/ui` page on one listener, with limits and
+//! metrics layers.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -30,6 +31,7 @@ use crate::rest::{handlers, routes, AppState};
 use crate::rpc::api::{QnetRpcServer, RpcHandler};
 use crate::rpc::transport::{rpc_http, rpc_ws, RpcTransport};
 use crate::service::NodeService;
+use crate::ui;
 
 /// Why the API server could not start or stopped with an error.
 #[derive(Debug, Error)]
@@ -88,6 +90,7 @@ impl ApiServer {
             .with_state(transport);
         let router = rest
             .merge(rpc_routes)
+            .merge(ui::routes())
             .fallback(handlers::not_found)
             .method_not_allowed_fallback(handlers::method_not_allowed)
             .layer(DefaultBodyLimit::max(config.max_body_bytes as usize))

@@ -1,5 +1,6 @@
 //! What the API port answers while the node cannot start its services yet (it waits for a
-//! bootstrap peer's chain spec): live, not ready, and a clear 503 for everything else.
+//! bootstrap peer's chain spec): live, not ready, the `/ui` page (which shows the starting
+//! state from the 503 answers), and a clear 503 for everything else.
 
 use std::future::Future;
 
@@ -28,6 +29,7 @@ pub async fn serve_starting(
     };
     let router = Router::new()
         .route("/health/live", get(live))
+        .merge(crate::ui::routes())
         .fallback(unavailable);
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)
@@ -66,6 +68,14 @@ mod tests {
             assert_eq!(body["error"]["code"], STARTING);
             assert_eq!(body["error"]["message"], "waiting");
         }
+        let page = reqwest::get(format!("http://{addr}{}", crate::ui::PAGE_PATH))
+            .await
+            .unwrap();
+        assert_eq!(
+            page.status().as_u16(),
+            200,
+            "the page shows the starting state"
+        );
         tx.send(()).unwrap();
         server.await.unwrap().unwrap();
     }

@@ -966,3 +966,57 @@ async fn slow_and_surplus_connections_are_closed() {
     assert_eq!(status.ok(), Some(200));
     h.shutdown().await;
 }
+
+#[tokio::test]
+async fn ui_page_and_assets_are_static_with_a_strict_policy() {
+    let h = Harness::start(ApiConfig::default()).await;
+    for (path, content_type, needle) in [
+        (
+            "/ui",
+            "text/html; charset=utf-8",
+            "<script src=\"/ui/app.js\"",
+        ),
+        (
+            "/ui/app.js",
+            "text/javascript; charset=utf-8",
+            "chain_subscribeNewHeads",
+        ),
+        ("/ui/app.css", "text/css; charset=utf-8", ".regions"),
+        ("/ui/icon.svg", "image/svg+xml", "<svg"),
+    ] {
+        let resp = h.http.get(h.url(path)).send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), 200, "{path}");
+        let headers = resp.headers().clone();
+        assert_eq!(headers["content-type"], content_type, "{path}");
+        assert_eq!(headers["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(
+            headers["content-security-policy"],
+            qnet_api::ui::CONTENT_SECURITY_POLICY,
+            "{path}"
+        );
+        let body = resp.text().await.unwrap();
+        assert!(body.contains(needle), "{path} lacks {needle}");
+    }
+    let policy = qnet_api::ui::CONTENT_SECURITY_POLICY;
+    assert!(policy.starts_with("default-src 'none';"));
+    assert!(!policy.contains("unsafe"), "{policy}");
+    let (status, body) = h.get("/ui/nothing-here").await;
+    assert_eq!(status, 404);
+    assert_error(&body, "not_found");
+    let metrics = h.metrics().await;
+    assert_eq!(
+        metric(
+            &metrics,
+            "qnet_http_requests_total{route=\"/ui\",status=\"200\"}"
+        ),
+        1.0
+    );
+    assert_eq!(
+        metric(
+            &metrics,
+            "qnet_http_requests_total{route=\"/ui/app.js\",status=\"200\"}"
+        ),
+        1.0
+    );
+    h.shutdown().await;
+}
