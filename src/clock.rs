@@ -30,14 +30,14 @@ impl Clock for SystemClock {
 /// Wall-clock time that follows tokio's clock: under `tokio::time::pause` it moves with the
 /// simulated time, so a simulated network's monitors see consistent timestamps. For the
 /// simulator only (feature `testing`): a node reads the operating system's clock.
-#[cfg(feature = "testing")]
+#[cfg(any(test, feature = "testing"))]
 #[derive(Debug, Clone, Copy)]
 pub struct TokioClock {
     start: tokio::time::Instant,
     start_ms: u64,
 }
 
-#[cfg(feature = "testing")]
+#[cfg(any(test, feature = "testing"))]
 impl TokioClock {
     /// A clock reading `start_ms` now.
     pub fn new(start_ms: u64) -> Self {
@@ -48,7 +48,7 @@ impl TokioClock {
     }
 }
 
-#[cfg(feature = "testing")]
+#[cfg(any(test, feature = "testing"))]
 impl Clock for TokioClock {
     fn now_ms(&self) -> u64 {
         self.start_ms + self.start.elapsed().as_millis() as u64

@@ -195,8 +195,6 @@ pub struct Settings {
     pub node_id: NodeId,
     /// Its region.
     pub region: Region,
-    /// Its id in its regional cluster.
-    pub regional_id: ChitchatId,
     /// Its id in the bridge cluster (same node id and generation, bridge address).
     pub bridge_id: ChitchatId,
     /// Gossip cells per region (0 or 1: one cell).
@@ -279,11 +277,6 @@ impl Machine {
             rng,
             s: settings,
         }
-    }
-
-    /// This node's gossip cell.
-    pub fn cell(&self) -> u16 {
-        self.cell
     }
 
     /// Peers remembered (within the retention window).
@@ -807,7 +800,6 @@ mod tests {
                 Settings {
                     node_id: self.id(),
                     region: self.region.clone(),
-                    regional_id: self.regional_id(),
                     bridge_id: self.bridge_id(),
                     cells_per_region: 1,
                     bridges_per_region: 3,

@@ -6,7 +6,10 @@
 //!
 //! Each membership round is a pure step, [`machine::Machine::round`]: what the clusters hold
 //! in, the view and the actions out. The worker task here reads the clusters, runs the step
-//! and carries the actions out; it decides nothing.
+//! and carries the actions out; it decides nothing. The round's rules (`machine`, `hearing`,
+//! `wake`, `liveness`, `bridge_role`, `detector`, `head_pace`) are private; the public
+//! submodules are what outside code meets: the gossip values (`card`, `keys`), the gossip
+//! transport and its guard (`transport`, `admission`, `digest`), cells (`cell`) and the view.
 //!
 //! Choices that keep the bridge cluster small and quiet (docs/adr/0003 to 0007):
 //! - the election is the deterministic one of DESIGN §3, but a node joins the bridge cluster
@@ -55,20 +58,20 @@
 //!   within a few network delays, not gossip rounds, and the ring leaves nobody out.
 
 pub mod admission;
-pub mod bridge_role;
+mod bridge_role;
 pub mod card;
 pub mod cell;
-pub mod detector;
+mod detector;
 pub mod digest;
-pub mod head_pace;
-pub mod hearing;
+mod head_pace;
+mod hearing;
 pub mod keys;
-pub mod liveness;
-pub mod machine;
-pub mod store;
+mod liveness;
+mod machine;
+mod store;
 pub mod transport;
 pub mod view;
-pub mod wake;
+mod wake;
 
 #[cfg(test)]
 mod tests;
@@ -86,7 +89,7 @@ use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 pub use keys::{Head, RegionSummary};
-pub use machine::{bridge_gossip_addr, Machine};
+pub use machine::bridge_gossip_addr;
 pub use store::MembershipStore;
 pub use view::{Member, MembershipView, PeerRecord, RegionStatus};
 
@@ -96,7 +99,7 @@ use crate::identity::{Identity, NodeType};
 use crate::metrics::{Metrics, CLUSTER_BRIDGE, CLUSTER_REGIONAL};
 use crate::region::Region;
 use admission::{GuardHandle, GuardView};
-use machine::{bridge_interval, Action, Level, Observation, Settings, Sighted};
+use machine::{bridge_interval, Action, Level, Machine, Observation, Settings, Sighted};
 use transport::{GossipCounters, GuardedTransport, TransportFactory};
 
 /// A woken round runs at most once per gossip interval divided by this (200 ms at 1 s).
@@ -258,7 +261,6 @@ impl Membership {
             Settings {
                 node_id: params.identity.node_id().clone(),
                 region: params.region.clone(),
-                regional_id: id.clone(),
                 bridge_id: ChitchatId::new(
                     id.node_id.clone(),
                     id.generation_id,
