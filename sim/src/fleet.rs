@@ -204,7 +204,9 @@ impl SimNode {
     }
 }
 
-/// All simulated nodes on one network.
+/// All simulated nodes on one network, with the fault primitives scenarios are built from:
+/// [`Fleet::cut`] and [`Fleet::heal`] a region, [`Fleet::crash`] a node, [`Fleet::set_loss`],
+/// [`Fleet::deafen`] and [`Fleet::undeafen`] a socket.
 pub struct Fleet {
     /// The network.
     pub net: SimNet,
@@ -300,6 +302,33 @@ impl Fleet {
             expected_bridges: bridges.len(),
             cells,
         })
+    }
+
+    /// Cuts region `r` off from the others (turmoil's `partition`): every datagram between
+    /// it and another region is lost; inside it gossip flows.
+    pub fn cut(&self, r: usize) {
+        self.net.set_cut(r, true);
+    }
+
+    /// Repairs the cut of region `r` (turmoil's `repair`).
+    pub fn heal(&self, r: usize) {
+        self.net.set_cut(r, false);
+    }
+
+    /// Loses every datagram with probability `loss` from now on (0 for none).
+    pub fn set_loss(&self, loss: f64) {
+        self.net.set_loss(loss);
+    }
+
+    /// Makes the socket at `addr` deaf (turmoil's `hold`): what is sent to it is lost, what
+    /// it sends still arrives.
+    pub fn deafen(&self, addr: SocketAddr) {
+        self.net.set_deaf(addr, true);
+    }
+
+    /// Lets the socket at `addr` hear again (turmoil's `release`).
+    pub fn undeafen(&self, addr: SocketAddr) {
+        self.net.set_deaf(addr, false);
     }
 
     /// Crashes node `i`: from now on it neither sends nor receives.

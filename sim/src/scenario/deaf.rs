@@ -40,7 +40,7 @@ pub(super) async fn deaf_bridge(ctx: &mut Ctx) -> Result<(), SimError> {
     let since = ctx.now();
     let hears_at = since + DEAF_FOR.as_millis() as u64;
     let end = hears_at + DEAF_AFTER.as_millis() as u64;
-    ctx.fleet.net.set_deaf(addr, true);
+    ctx.fleet.deafen(addr);
     let mut missing: HashSet<(usize, Region)> = HashSet::new();
     let mut deaf_saw = 0;
     // the most bridge-cluster members the deaf bridge's own detector counted dead at once:
@@ -48,7 +48,7 @@ pub(super) async fn deaf_bridge(ctx: &mut Ctx) -> Result<(), SimError> {
     let mut detector_dead = 0;
     while ctx.now() < end {
         if ctx.now() >= hears_at {
-            ctx.fleet.net.set_deaf(addr, false);
+            ctx.fleet.undeafen(addr);
         }
         ctx.sample().await;
         detector_dead = detector_dead.max(
@@ -66,7 +66,7 @@ pub(super) async fn deaf_bridge(ctx: &mut Ctx) -> Result<(), SimError> {
             }
         }
     }
-    ctx.fleet.net.set_deaf(addr, false);
+    ctx.fleet.undeafen(addr);
     let observers: HashSet<usize> = missing.iter().map(|(i, _)| *i).collect();
     let activations = ctx.activations_since(&ctx.alive(), since);
     let mut table = Table::new(

@@ -35,7 +35,7 @@ pub(super) async fn loss(ctx: &mut Ctx) -> Result<(), SimError> {
     );
     for loss in [0.05, 0.20] {
         ctx.phase(&format!("loss {:.0}%", loss * 100.0));
-        ctx.fleet.net.set_loss(loss);
+        ctx.fleet.set_loss(loss);
         let since = ctx.now();
         let end = since + ctx.cfg.loss_phase.as_millis() as u64;
         let crashed: HashSet<NodeId> = ctx
@@ -107,7 +107,7 @@ pub(super) async fn loss(ctx: &mut Ctx) -> Result<(), SimError> {
             format!("{warned} nodes warned"),
         );
     }
-    ctx.fleet.net.set_loss(0.0);
+    ctx.fleet.set_loss(0.0);
     first_missing.write_csv(&ctx.cfg.out, "loss_missing")?;
     ctx.emit(table, "loss")
 }

@@ -353,7 +353,7 @@ impl Ctx {
         self.phase(phase);
         self.detection_timeouts(regions).await;
         for &r in regions {
-            self.fleet.net.set_cut(r, true);
+            self.fleet.cut(r);
         }
         let cut_at = self.now();
         let survivors = self.in_regions(regions, false);
@@ -412,7 +412,7 @@ impl Ctx {
     async fn heal_regions(&mut self, phase: &str, regions: &[usize]) -> (u64, Vec<Option<f64>>) {
         self.phase(phase);
         for &r in regions {
-            self.fleet.net.set_cut(r, false);
+            self.fleet.heal(r);
         }
         let healed_at = self.now();
         let all = self.alive();
