@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Structure test of the Grafana dashboards: `python3 dashboards/test_dashboards.py`.
 
-Checks the provisioning rules of issue 6 (datasource variable on every panel and query, no
+Checks the provisioning rules (datasource variable on every panel and query, no
 `__inputs`, `$region`/`$instance` from label_values, `$__rate_interval` in every range, a
 unit on every panel, the 0.8 threshold drawn on health panels, failover annotations) and
 pins the panel type and unit of every panel, so a change to either is deliberate.

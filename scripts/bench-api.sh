@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# API benchmark (issue 5): starts a release node (single-producer dev chain, 1 s slots) on
+# API benchmark: starts a release node (single-producer dev chain, 1 s slots) on
 # 127.0.0.1:18000-18002, waits for 20 blocks, runs examples/api_bench.rs against it, stops it.
 # usage: scripts/bench-api.sh [SECONDS_PER_LOAD]
 set -euo pipefail

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Proof of issue 6 against a real Prometheus: starts a devnet (8 nodes, 4 regions) on free
-# 127.0.0.1 ports with `qnet-node devnet --prometheus`, a Prometheus scraping it every 1 s,
+# The dashboards and alert rules against a real Prometheus: starts a devnet (8 nodes,
+# 4 regions) on free 127.0.0.1 ports with `qnet-node devnet --prometheus`, a Prometheus scraping it every 1 s,
 # then checks that every PromQL expression of every dashboard panel and every alert rule
 # evaluates and names only metrics that exist, that the metrics catalogue matches the live
 # /metrics and passes `promtool check metrics`, and drives a failover (SIGKILL every node of

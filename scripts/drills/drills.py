@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Fault drills of qnet-node (DESIGN §11, issue 8) on a real cluster in network namespaces.
+"""Fault drills of qnet-node (DESIGN §11) on a real cluster in network namespaces.
 
   1 one region cut off      no failover on the connected side, region_lost, chain continues
   2 two regions cut off     failover activates once on the surviving side, gradual restoration

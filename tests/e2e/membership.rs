@@ -1,4 +1,4 @@
-//! Membership end to end (issue 2): four processes in three regions converge, a killed
+//! Membership end to end: four processes in three regions converge, a killed
 //! node turns dead at its peers, a restarted node rejoins from its peer store, bad input
 //! exits with one clear line, SIGTERM shuts down cleanly.
 

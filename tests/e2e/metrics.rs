@@ -1,4 +1,4 @@
-//! The metrics catalogue (README-metrics.md) against a real node's `/metrics` (issue 6):
+//! The metrics catalogue (README-metrics.md) against a real node's `/metrics`:
 //! every family the node serves is listed with its type, label names and help text, and
 //! nothing else is. `scripts/observability-check.sh --update-catalogue` regenerates it.
 

@@ -1,4 +1,4 @@
-//! Unified P2P end to end (issue 3): the routing strategy follows the live regions on every
+//! Unified P2P end to end: the routing strategy follows the live regions on every
 //! node, failover is conservative (one missing region never activates it, two do, exactly
 //! once) and restores gradually; the health monitor is silent while healthy and warns once
 //! per check while degraded.
