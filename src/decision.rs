@@ -89,7 +89,9 @@ pub struct FailoverStatus {
     pub active: bool,
     /// Missing regions at the last check.
     pub missing: Vec<Region>,
-    /// Regions back but inside their restoration window.
+    /// Regions back but inside their restoration window, as of the last check (routing
+    /// follows returns between checks too, so it may use one before the check that restores
+    /// it: see [`DecisionLoop`]).
     pub restoring: Vec<Region>,
     /// Time of the last check (ms since epoch).
     pub last_check_ms: Option<u64>,
