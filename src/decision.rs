@@ -5,7 +5,8 @@
 //! returns [`Decisions`]: a routing strategy switch (the [`StrategySelector`]'s hysteresis), a
 //! [`HealthReport`] when a regional health check ran, and the [`FailoverEvent`]s and
 //! [`FailoverStatus`] when a failover check ran. [`DecisionLoop::routing`] plans the links of
-//! the decision in force. Each check runs on its own [`Cadence`] and only once membership has
+//! the decision in force, leaving out regions back from missing until they have stayed live
+//! for the restoration window (see [`DecisionLoop`]). Each check runs on its own [`Cadence`] and only once membership has
 //! joined (a node still joining would see every region missing). Time is injected; nothing
 //! here sleeps, logs or counts: the caller carries the decisions out.
 
@@ -88,7 +89,9 @@ pub struct FailoverStatus {
     pub active: bool,
     /// Missing regions at the last check.
     pub missing: Vec<Region>,
-    /// Regions back but inside their restoration window.
+    /// Regions back but inside their restoration window, as of the last check (routing
+    /// follows returns between checks too, so it may use one before the check that restores
+    /// it: see [`DecisionLoop`]).
     pub restoring: Vec<Region>,
     /// Time of the last check (ms since epoch).
     pub last_check_ms: Option<u64>,
@@ -123,7 +126,7 @@ pub struct RoutingState {
     pub since_ms: u64,
     /// Regions with a live member.
     pub live_regions: Vec<Region>,
-    /// Live bridges per region used for routing (restoring regions left out).
+    /// Live bridges per region used for routing (regions held back after a return left out).
     pub bridges: BTreeMap<Region, Vec<NodeId>>,
     /// Links in use.
     pub links: Links,
@@ -143,6 +146,18 @@ impl RoutingState {
 }
 
 /// The strategy selector, the health check and the failover monitor of one node.
+///
+/// Routing after a return (DESIGN §5, gradual restoration): a region the failover monitor
+/// counted missing at a check is *held back* from routing. At every observation (not only at
+/// checks) a held-back region seen live starts its live time, and one seen without a live
+/// member restarts it on its next return. It is left out of routing from the moment it is
+/// seen live again until it has stayed live for the restoration window (the policy's
+/// `restore_window_ms`, one failover interval), and is then released: used for routing and
+/// kept in use until the monitor counts it missing again. So a returning region goes from
+/// unused to used once, never on, off, on. Decided here rather than from the monitor's
+/// restoring set because that set changes only at checks: following it routed to a region
+/// between its return and the next check, then left it out for a window. The monitor's events
+/// and activation/deactivation are unchanged (decided at checks, as before).
 #[derive(Debug, Clone)]
 pub struct DecisionLoop {
     params: DecisionParams,
@@ -150,6 +165,9 @@ pub struct DecisionLoop {
     /// strategy that fits what it sees instead of switching to it after a settle time.
     selector: Option<StrategySelector>,
     monitor: FailoverMonitor,
+    /// Regions held back from routing, with the time each was first seen live in the current
+    /// unbroken live stretch (`None` while it has no live member).
+    held_back: BTreeMap<Region, Option<u64>>,
 }
 
 impl DecisionLoop {
@@ -159,6 +177,7 @@ impl DecisionLoop {
             params,
             selector: None,
             monitor: FailoverMonitor::new(params.failover_policy),
+            held_back: BTreeMap::new(),
         }
     }
 
@@ -174,6 +193,7 @@ impl DecisionLoop {
         let health_due = self.params.health.due(now_ms) && joined;
         let failover_due = self.params.failover.due(now_ms) && joined;
         if !health_due && !failover_due {
+            self.follow_returns(view, false, now_ms);
             return Decisions {
                 strategy_change,
                 health: None,
@@ -186,11 +206,53 @@ impl DecisionLoop {
             events: self.monitor.check(&view.self_region, &counts, now_ms),
             status: self.failover_status(),
         });
+        self.follow_returns(view, failover_due, now_ms);
         Decisions {
             strategy_change,
             health,
             failover,
         }
+    }
+
+    /// Updates the regions held back from routing with `view` at `now_ms`: after a failover
+    /// check (`checked`) holds back the regions it counts missing, then starts or restarts
+    /// their live time, and releases those live for the restoration window and those aged out
+    /// of the view (as the monitor forgets them). Held back only at checks, not whenever the
+    /// monitor lists a region missing: a region released before the check that sees it back
+    /// is still listed, and holding it back again would be on, off, on.
+    fn follow_returns(&mut self, view: &MembershipView, checked: bool, now_ms: u64) {
+        if checked {
+            for region in self.monitor.missing_regions() {
+                self.held_back.insert(region.clone(), None);
+            }
+        }
+        let window_ms = self.params.failover_policy.restore_window_ms;
+        self.held_back.retain(|region, live_since| {
+            let status = view.regions.get(region);
+            if status.is_some_and(|r| r.known == 0 && r.live == 0) {
+                return false;
+            }
+            if !region_live(view, region) {
+                *live_since = None;
+                return true;
+            }
+            let since = *live_since.get_or_insert(now_ms);
+            now_ms.saturating_sub(since) < window_ms
+        });
+    }
+
+    /// Regions left out of routing at `now_ms`: held back and, if live in `view`, not yet live
+    /// for the restoration window (a return this loop has not observed yet starts now).
+    fn held_back_regions(&self, view: &MembershipView, now_ms: u64) -> Vec<Region> {
+        let window_ms = self.params.failover_policy.restore_window_ms;
+        self.held_back
+            .iter()
+            .filter(|(region, live_since)| {
+                !region_live(view, region)
+                    || live_since.is_none_or(|since| now_ms.saturating_sub(since) < window_ms)
+            })
+            .map(|(region, _)| region.clone())
+            .collect()
     }
 
     /// When the next check (health or failover) is due: the caller observes again by then.
@@ -230,7 +292,7 @@ impl DecisionLoop {
     /// every node ten times a simulated second) only when it measures propagation.
     pub fn routing(&self, view: &MembershipView, now_ms: u64) -> RoutingState {
         let strategy = self.strategy();
-        let (bridges, links) = self.plan(view, strategy);
+        let (bridges, links) = self.plan(view, strategy, now_ms);
         RoutingState {
             strategy,
             since_ms: self
@@ -243,17 +305,19 @@ impl DecisionLoop {
         }
     }
 
-    /// The links this node would use for `view` with `strategy` and its failover state.
-    pub fn links(&self, view: &MembershipView, strategy: Strategy) -> Links {
-        self.plan(view, strategy).1
+    /// The links this node would use at `now_ms` for `view` with `strategy` and its failover
+    /// state.
+    pub fn links(&self, view: &MembershipView, strategy: Strategy, now_ms: u64) -> Links {
+        self.plan(view, strategy, now_ms).1
     }
 
     fn plan(
         &self,
         view: &MembershipView,
         strategy: Strategy,
+        now_ms: u64,
     ) -> (BTreeMap<Region, Vec<NodeId>>, Links) {
-        let restoring: Vec<Region> = self.monitor.restoring_regions().keys().cloned().collect();
+        let restoring = self.held_back_regions(view, now_ms);
         let members: Vec<RegionMember> = view
             .members
             .iter()
@@ -288,7 +352,13 @@ pub fn region_counts(view: &MembershipView) -> Vec<RegionCount> {
         .collect()
 }
 
-/// Live bridges per live region, leaving out regions still restoring after failover. The
+/// Whether `region` has a live member in `view`.
+fn region_live(view: &MembershipView, region: &Region) -> bool {
+    view.regions.get(region).is_some_and(|r| r.live > 0)
+}
+
+/// Live bridges per live region, leaving out `restoring` regions (held back after a return,
+/// see [`DecisionLoop`]). The
 /// own region's bridges are checked against this node's members; those of its other gossip
 /// cells (a region split into cells, `membership::cell`) are not members and are kept as
 /// their cells' summaries list them.
@@ -535,6 +605,74 @@ mod tests {
         let restored = d.observe(&healed, true, 2000);
         assert_eq!(kinds(&restored), [EventKind::Deactivated]);
         assert_eq!(d.routing(&healed, 2000).bridges.len(), 6);
+    }
+
+    /// Six regions, `na` and `sa` without a live member while `down(t)`; observes and samples
+    /// routing every 500 ms of simulated time up to `until_ms` with a 3 s failover interval
+    /// (also the restoration window); returns the times `na` starts and stops being routed to,
+    /// and the failover events.
+    fn sample_na(down: impl Fn(u64) -> bool, until_ms: u64) -> (Vec<(u64, bool)>, Vec<EventKind>) {
+        let mut d = DecisionLoop::new(params(3000, 0));
+        let mut used = true;
+        let mut changes = Vec::new();
+        let mut events = Vec::new();
+        for t in (0..=until_ms).step_by(500) {
+            let v = if down(t) {
+                six_with_down(2)
+            } else {
+                six_with_down(0)
+            };
+            let decisions = d.observe(&v, true, t);
+            events.extend(kinds(&decisions));
+            let now_used = d.routing(&v, t).bridges.contains_key(&region("na"));
+            if now_used != used {
+                changes.push((t, now_used));
+                used = now_used;
+            }
+        }
+        (changes, events)
+    }
+
+    #[test]
+    fn a_returning_region_is_routed_to_once_its_window_has_passed() {
+        // Lost at 1 s (counted at the 3 s check), back at 4.2 s between checks.
+        let (changes, events) = sample_na(|t| (1000..4200).contains(&t), 15_000);
+        assert_eq!(
+            changes,
+            [(1000, false), (7500, true)],
+            "off once, on once: held back from 4.5 s (first sample live) for 3 s"
+        );
+        assert_eq!(
+            events,
+            [
+                EventKind::RegionLost,
+                EventKind::RegionLost,
+                EventKind::Activated,
+                EventKind::RegionReturned,
+                EventKind::RegionReturned,
+                EventKind::Deactivated
+            ],
+            "events at checks as before: lost at 3 s, returned at 6 s, deactivated at 9 s"
+        );
+    }
+
+    #[test]
+    fn a_return_that_flaps_inside_its_window_restarts_it() {
+        // Back at 4.5 s, seen back by the 6 s check, missing again from 6.5 s to 7 s: the
+        // window runs from 7 s.
+        let (changes, events) = sample_na(|t| (1000..4500).contains(&t) || t == 6500, 15_000);
+        assert_eq!(changes, [(1000, false), (10_000, true)]);
+        assert_eq!(events.last(), Some(&EventKind::Deactivated));
+        // Missing again before the check that would have seen it back: never counted back.
+        let (changes, _) = sample_na(|t| (1000..4500).contains(&t) || t == 5000, 15_000);
+        assert_eq!(changes, [(1000, false), (8500, true)]);
+    }
+
+    #[test]
+    fn a_region_missing_between_checks_only_is_not_held_back() {
+        let (changes, events) = sample_na(|t| (1000..2500).contains(&t), 6000);
+        assert_eq!(changes, [(1000, false), (2500, true)]);
+        assert!(events.is_empty(), "no check saw it missing");
     }
 
     #[test]

@@ -8,6 +8,12 @@ use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Reg
 pub const UNMATCHED_ROUTE: &str = "unmatched";
 /// Method label for JSON-RPC calls to a method that does not exist.
 pub const UNKNOWN_METHOD: &str = "unknown";
+/// Outcome label of a JSON-RPC call that succeeded.
+const OUTCOME_OK: &str = "ok";
+/// Outcome label of a call to a method that does not exist.
+const OUTCOME_METHOD_NOT_FOUND: &str = "method_not_found";
+/// Status of a request that matched no route.
+const STATUS_NOT_FOUND: u16 = 404;
 
 /// Counters, histograms and gauges of the API server.
 #[derive(Debug, Clone)]
@@ -71,6 +77,36 @@ impl ApiMetrics {
             ws_subscriptions,
             ws_connections,
         })
+    }
+
+    /// Creates at 0 the series the dashboards query before any request, so a fresh node shows
+    /// zeros instead of "No data": for every JSON-RPC method in `methods` its call counter
+    /// with outcome `ok` and its latency histogram, and for every route template in `routes`
+    /// its request counter with the route's success status and its latency histogram.
+    ///
+    /// Success labels because the request-rate and latency panels sum over every label set;
+    /// one error series each (`unknown` method / `method_not_found`, `unmatched` route / 404,
+    /// both reachable by any client) so the error panels, which select `outcome!="ok"` and
+    /// `status=~"[45].."`, show 0 too without a zero line per method or route.
+    pub fn precreate<'a>(
+        &self,
+        methods: impl IntoIterator<Item = &'a str>,
+        routes: impl IntoIterator<Item = (&'a str, u16)>,
+    ) {
+        let methods = methods.into_iter().map(|m| (m, OUTCOME_OK));
+        for (method, outcome) in methods.chain([(UNKNOWN_METHOD, OUTCOME_METHOD_NOT_FOUND)]) {
+            self.rpc_requests.with_label_values(&[method, outcome]);
+            self.rpc_duration.with_label_values(&[method]);
+        }
+        for (route, status) in routes
+            .into_iter()
+            .chain([(UNMATCHED_ROUTE, STATUS_NOT_FOUND)])
+        {
+            let status = status.to_string();
+            self.http_requests
+                .with_label_values(&[route, status.as_str()]);
+            self.http_duration.with_label_values(&[route]);
+        }
     }
 
     /// Records one JSON-RPC call.
@@ -150,6 +186,34 @@ mod tests {
             assert!(names.iter().any(|n| n == name), "missing {name}");
         }
         assert!(ApiMetrics::register(&registry).is_err());
+    }
+
+    #[test]
+    fn precreated_series_exist_at_zero() {
+        let registry = Registry::new();
+        let m = ApiMetrics::register(&registry).unwrap();
+        m.precreate(["chain_getHead"], [("/v1/txs", 202)]);
+        let text = prometheus::TextEncoder::new()
+            .encode_to_string(&registry.gather())
+            .unwrap();
+        for series in [
+            r#"qnet_rpc_requests_total{method="chain_getHead",outcome="ok"} 0"#,
+            r#"qnet_rpc_requests_total{method="unknown",outcome="method_not_found"} 0"#,
+            r#"qnet_rpc_request_duration_seconds_count{method="chain_getHead"} 0"#,
+            r#"qnet_http_requests_total{route="/v1/txs",status="202"} 0"#,
+            r#"qnet_http_requests_total{route="unmatched",status="404"} 0"#,
+            r#"qnet_http_request_duration_seconds_count{route="/v1/txs"} 0"#,
+        ] {
+            assert!(text.lines().any(|l| l == series), "missing {series}");
+        }
+        let counters = text
+            .lines()
+            .filter(|l| {
+                l.starts_with("qnet_rpc_requests_total{")
+                    || l.starts_with("qnet_http_requests_total{")
+            })
+            .count();
+        assert_eq!(counters, 4, "no other label sets");
     }
 
     #[test]

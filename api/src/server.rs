@@ -27,7 +27,7 @@ use crate::metrics::{ApiMetrics, UNMATCHED_ROUTE};
 use crate::openapi::openapi_yaml;
 use crate::rate_limit::RateLimiter;
 use crate::rest::error::RestError;
-use crate::rest::{handlers, routes, AppState};
+use crate::rest::{handlers, routes, AppState, ROUTES};
 use crate::rpc::api::{QnetRpcServer, RpcHandler};
 use crate::rpc::transport::{rpc_http, rpc_ws, RpcTransport};
 use crate::service::NodeService;
@@ -46,6 +46,9 @@ pub enum ApiError {
     #[error("api server failed: {0}")]
     Io(#[from] std::io::Error),
 }
+
+/// The route of JSON-RPC over HTTP (POST) and WebSocket (GET upgrade).
+const RPC_ROUTE: &str = "/";
 
 /// A configured API server, ready to serve a listener.
 pub struct ApiServer {
@@ -76,6 +79,11 @@ impl ApiServer {
         );
         let mut methods = Methods::new();
         methods.merge(rpc.into_rpc())?;
+        let pages = ui::paths().map(|path| (path, 200));
+        metrics.precreate(
+            methods.method_names(),
+            ROUTES.into_iter().chain(pages).chain([(RPC_ROUTE, 200)]),
+        );
         let (stop_handle, stop) = stop_channel();
         let transport = RpcTransport::new(methods, &config, metrics.clone(), stop_handle);
 
@@ -86,7 +94,7 @@ impl ApiServer {
             openapi_yaml: openapi_yaml().into(),
         });
         let rpc_routes = Router::new()
-            .route("/", get(rpc_ws).post(rpc_http))
+            .route(RPC_ROUTE, get(rpc_ws).post(rpc_http))
             .with_state(transport);
         let router = rest
             .merge(rpc_routes)

@@ -56,6 +56,11 @@ static ASSETS: [Asset; 4] = [
     },
 ];
 
+/// The paths of the page's assets, as routed.
+pub fn paths() -> impl Iterator<Item = &'static str> {
+    ASSETS.iter().map(|asset| asset.path)
+}
+
 /// The routes of the page; they need no state, so both the full server and the
 /// starting server (which shows the page its "starting" state) can merge them.
 pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {

@@ -847,6 +847,56 @@ async fn metrics_count_requests_by_route_template_and_method() {
 }
 
 #[tokio::test]
+async fn a_fresh_server_exports_every_method_and_route_at_zero() {
+    let h = Harness::start(ApiConfig::default()).await;
+    let fresh = h.metrics().await;
+    let (_, info) = h.get("/").await;
+    let methods: Vec<String> = info["methods"]
+        .as_array()
+        .expect("method list")
+        .iter()
+        .map(|m| m.as_str().unwrap().to_string())
+        .collect();
+    assert!(methods.iter().any(|m| m == "chain_getHead"), "{methods:?}");
+    let openapi = h.http.get(h.url("/openapi.yaml")).send().await.unwrap();
+    let openapi = openapi.text().await.unwrap();
+    // The documented paths: two-space indented keys under `paths:`.
+    let routes: Vec<String> = openapi
+        .lines()
+        .filter_map(|l| l.strip_prefix("  /")?.strip_suffix(':'))
+        .map(|p| format!("/{p}"))
+        .chain(qnet_api::ui::paths().map(str::to_string))
+        .collect();
+    assert!(routes.len() > 16, "{routes:?}");
+    let present = |series: &str| fresh.lines().any(|l| l == format!("{series} 0"));
+    for method in &methods {
+        let labels = format!("{{method=\"{method}\"}}");
+        for series in [
+            format!("qnet_rpc_requests_total{{method=\"{method}\",outcome=\"ok\"}}"),
+            format!("qnet_rpc_request_duration_seconds_count{labels}"),
+        ] {
+            assert!(present(&series), "{series} not at 0 on a fresh server");
+        }
+    }
+    for route in &routes {
+        let status = if route == "/v1/txs" { 202 } else { 200 };
+        for series in [
+            format!("qnet_http_requests_total{{route=\"{route}\",status=\"{status}\"}}"),
+            format!("qnet_http_request_duration_seconds_count{{route=\"{route}\"}}"),
+        ] {
+            assert!(present(&series), "{series} not at 0 on a fresh server");
+        }
+    }
+    for series in [
+        "qnet_rpc_requests_total{method=\"unknown\",outcome=\"method_not_found\"}",
+        "qnet_http_requests_total{route=\"unmatched\",status=\"404\"}",
+    ] {
+        assert!(present(series), "{series} not at 0 on a fresh server");
+    }
+    h.shutdown().await;
+}
+
+#[tokio::test]
 async fn registering_twice_on_one_registry_fails_cleanly() {
     let registry = Registry::new();
     let node = Arc::new(FakeNode {

@@ -71,9 +71,9 @@ impl Journal {
         self.decisions.failover_active()
     }
 
-    /// The links the node would use with `strategy`.
-    pub fn links(&self, view: &MembershipView, strategy: Strategy) -> Links {
-        self.decisions.links(view, strategy)
+    /// The links the node would use at `now_ms` with `strategy`.
+    pub fn links(&self, view: &MembershipView, strategy: Strategy, now_ms: u64) -> Links {
+        self.decisions.links(view, strategy, now_ms)
     }
 
     /// Events of `kind` at or after `since_ms`.

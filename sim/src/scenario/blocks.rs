@@ -13,6 +13,7 @@ use qnet_node::topology::Strategy;
 
 fn link_graph(ctx: &Ctx, strategy: Strategy) -> LinkGraph {
     let fleet = &ctx.fleet;
+    let now = ctx.now();
     let mut graph = LinkGraph {
         region: fleet.nodes.iter().map(|n| n.plan.region).collect(),
         links: Vec::with_capacity(fleet.nodes.len()),
@@ -21,7 +22,7 @@ fn link_graph(ctx: &Ctx, strategy: Strategy) -> LinkGraph {
         let links = if node.crashed {
             Default::default()
         } else {
-            journal.links(&node.view(), strategy)
+            journal.links(&node.view(), strategy, now)
         };
         let ids: Vec<&NodeId> = links.in_region.iter().chain(&links.cross_region).collect();
         graph.links.push(
