@@ -6,9 +6,10 @@
 //! [`HealthReport`] when a regional health check ran, and the [`FailoverEvent`]s and
 //! [`FailoverStatus`] when a failover check ran. [`DecisionLoop::routing`] plans the links of
 //! the decision in force, leaving out regions back from missing until they have stayed live
-//! for the restoration window (see [`DecisionLoop`]). Each check runs on its own [`Cadence`] and only once membership has
-//! joined (a node still joining would see every region missing). Time is injected; nothing
-//! here sleeps, logs or counts: the caller carries the decisions out.
+//! for the restoration window (see [`DecisionLoop`]). Each check runs on its own [`Cadence`]
+//! and only once membership has joined (a node still joining would see every region
+//! missing). Time is injected; nothing here sleeps, logs or counts: the caller carries the
+//! decisions out.
 
 use std::collections::{BTreeMap, HashMap};
 
