@@ -23,9 +23,9 @@
 //! members live. A detector's timeout is phi times its window's mean interval, and right
 //! after a cold start the windows still hold the long intervals of the cluster converging:
 //! at 10,000 nodes the longest timeout an observer held for a cut region's 32 bridges was
-//! 2.5 s at p50 and up to 3.1 s, while a settled window allows about 1.5 s (docs/adr/0013). The cap is on the region as a whole, so a
-//! member alone slow to be heard never dies by it, and a region's cells keep dying one by one
-//! by the detector.
+//! 2.5 s at p50 and up to 3.1 s, while a settled window allows about 1.5 s (docs/adr/0013).
+//! The cap is on the region as a whole, so a member alone slow to be heard never dies by it,
+//! and a region's cells keep dying one by one by the detector.
 //!
 //! Pure: the silences (time since each member's heartbeat last rose) come from chitchat's
 //! failure detector, read by the caller.

@@ -33,9 +33,9 @@
 //!   chitchat's detector, `detector::detector_config`), so phi counts silent seconds; the
 //!   threshold is 6 there.
 //!   Counted one by one, with phi 8, the mean was 0.33–0.6 s and a cell's detector tolerated
-//!   3 to 5 silent rounds depending on how bursty gossip had been (docs/adr/0009). The bridge cluster keeps per-heartbeat
-//!   intervals and phi 5 at its 0.5 s interval, since a region counts as lost when all its
-//!   bridges die there;
+//!   3 to 5 silent rounds depending on how bursty gossip had been (docs/adr/0009). The
+//!   bridge cluster keeps per-heartbeat intervals and phi 5 at its 0.5 s interval, since a
+//!   region counts as lost when all its bridges die there;
 //! - the failure detector ignores heartbeat intervals longer than phi × the gossip interval
 //!   (`detector::detector_config`);
 //! - a bridge counts a bridge-cluster member dead only once it has been silent 2 bridge
