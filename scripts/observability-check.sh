@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The dashboards and alert rules against a real Prometheus: starts a devnet (8 nodes,
-# 4 regions) on free 127.0.0.1 ports with `qnet-node devnet --prometheus`, a Prometheus scraping it every 1 s,
-# then checks that every PromQL expression of every dashboard panel and every alert rule
+# 4 regions) on free 127.0.0.1 ports with `qnet-node devnet --prometheus`, a Prometheus
+# scraping it every 1 s, then checks that every PromQL expression of every dashboard panel and every alert rule
 # evaluates and names only metrics that exist, that the metrics catalogue matches the live
 # /metrics and passes `promtool check metrics`, and drives a failover (SIGKILL every node of
 # two regions) until `qnet_failover_active` is 1 on a surviving node and QnetFailoverActive

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fault drills (issue 8, DESIGN §11): a 12-node cluster in 4 regions, one network namespace per
+# Fault drills (DESIGN §11): a 12-node cluster in 4 regions, one network namespace per
 # node, built from the release binary; region cut-offs, kill -9 and rolling restarts.
 # Needs root (ip netns); skipped with a message otherwise. Logs of every node and the API
 # answers stay under target/drills/<run>/ (result.json holds the figures).
