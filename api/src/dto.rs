@@ -195,8 +195,16 @@ pub struct TxDto {
     pub nonce: u64,
     /// `pending` or `included`.
     pub status: TxStatus,
-    /// Height of the including block, when included.
-    pub height: Option<u64>,
+    /// Height of the including block; null while pending.
+    pub block_height: Option<u64>,
+    /// Hash of the including block; null while pending.
+    pub block_hash: Option<String>,
+    /// Position of the transaction in its block, from 0; null while pending.
+    pub index: Option<u32>,
+    /// Timestamp of the including block, milliseconds since the Unix epoch; null while pending.
+    pub timestamp_ms: Option<u64>,
+    /// Head height - block height + 1 when the answer was made; 0 while pending.
+    pub confirmations: u64,
 }
 
 /// Transactions of a block: full objects or hashes only.

@@ -44,7 +44,11 @@ fn tx_dto() -> TxDto {
         fee: 1,
         nonce: 0,
         status: TxStatus::Included,
-        height: Some(1),
+        block_height: Some(1),
+        block_hash: Some("11".repeat(32)),
+        index: Some(0),
+        timestamp_ms: Some(1_000),
+        confirmations: TIP,
     }
 }
 
@@ -433,6 +437,13 @@ async fn rest_routes_answer_with_their_shapes() {
     let (s, b) = h.get(&format!("/v1/txs/{KNOWN_TX}")).await;
     assert_eq!(s, 200);
     assert_eq!(b["amount"], 5);
+    // where the transfer is, under the names wallets and explorers read
+    assert_eq!(b["status"], "included");
+    assert_eq!(b["block_height"], 1);
+    assert_eq!(b["block_hash"], "11".repeat(32));
+    assert_eq!(b["index"], 0);
+    assert_eq!(b["timestamp_ms"], 1_000);
+    assert_eq!(b["confirmations"], TIP);
 
     let (s, b) = h.post_json("/v1/txs", &json!({"tx": "0x0102"})).await;
     assert_eq!(s, 202);

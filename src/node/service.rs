@@ -14,7 +14,7 @@ use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 use tracing::warn;
 
-use super::chain::{self, TxLookup};
+use super::chain::{self, Inclusion, TxLookup};
 use super::{decisions, NodeError, NodeShared};
 use crate::chain::block::Block;
 use crate::chain::tx::{Address, SignedTransfer};
@@ -187,18 +187,20 @@ impl NodeService for Service {
     }
 
     fn block_by_height(&self, height: u64, full: bool) -> Result<Option<BlockDto>, ServiceError> {
+        let head_height = self.shared.chain.head().height;
         let block = self
             .shared
             .chain
             .block_by_height(height)
             .map_err(internal)?;
-        Ok(block.map(|b| block_dto(&b, full)))
+        Ok(block.map(|b| block_dto(&b, full, head_height)))
     }
 
     fn block_by_hash(&self, hash: &str, full: bool) -> Result<Option<BlockDto>, ServiceError> {
         let hash = parse_hash(hash)?;
+        let head_height = self.shared.chain.head().height;
         let block = self.shared.chain.block_by_hash(&hash).map_err(internal)?;
-        Ok(block.map(|b| block_dto(&b, full)))
+        Ok(block.map(|b| block_dto(&b, full, head_height)))
     }
 
     fn blocks(&self, from: u64, limit: u32) -> Result<Vec<BlockDto>, ServiceError> {
@@ -207,7 +209,7 @@ impl NodeService for Service {
             .chain
             .blocks_from(from, limit as usize)
             .map_err(internal)?;
-        Ok(blocks.iter().map(|b| block_dto(b, false)).collect())
+        Ok(blocks.iter().map(|b| block_dto(b, false, 0)).collect())
     }
 
     fn tx(&self, hash: &str) -> Result<Option<TxDto>, ServiceError> {
@@ -218,8 +220,8 @@ impl NodeService for Service {
             .tx(&hash)
             .map_err(internal)?
             .map(|found| match found {
-                TxLookup::Pending(tx) => tx_dto(&tx, TxStatus::Pending, None),
-                TxLookup::Included(tx, height) => tx_dto(&tx, TxStatus::Included, Some(height)),
+                TxLookup::Pending(tx) => tx_dto(&tx, None),
+                TxLookup::Included(tx, at) => tx_dto(&tx, Some(&at)),
             }))
     }
 
@@ -269,7 +271,8 @@ fn parse_hash(hex: &str) -> Result<Hash, ServiceError> {
         .ok_or_else(|| ServiceError::InvalidParams("hash must be 64 hex characters".into()))
 }
 
-fn tx_dto(tx: &SignedTransfer, status: TxStatus, height: Option<u64>) -> TxDto {
+/// A transaction as the API shows it: pending when `at` is `None`.
+fn tx_dto(tx: &SignedTransfer, at: Option<&Inclusion>) -> TxDto {
     let t = &tx.transfer;
     TxDto {
         hash: to_hex(&tx.hash()),
@@ -278,18 +281,29 @@ fn tx_dto(tx: &SignedTransfer, status: TxStatus, height: Option<u64>) -> TxDto {
         amount: t.amount,
         fee: t.fee,
         nonce: t.nonce,
-        status,
-        height,
+        status: if at.is_some() {
+            TxStatus::Included
+        } else {
+            TxStatus::Pending
+        },
+        block_height: at.map(|a| a.height),
+        block_hash: at.map(|a| to_hex(&a.block_hash)),
+        index: at.map(|a| a.index),
+        timestamp_ms: at.map(|a| a.timestamp_ms),
+        confirmations: at.map_or(0, Inclusion::confirmations),
     }
 }
 
-/// A block as the API shows it; `full` lists whole transactions instead of hashes.
-pub fn block_dto(b: &Block, full: bool) -> BlockDto {
+/// A block as the API shows it; `full` lists whole transactions instead of hashes, with their
+/// confirmations counted from `head_height` (read just before the block: a block that became
+/// the head in between still counts 1).
+pub fn block_dto(b: &Block, full: bool, head_height: u64) -> BlockDto {
     let h = &b.header;
     let height = h.height;
+    let block_hash = b.hash();
     BlockDto {
         height,
-        hash: to_hex(&b.hash()),
+        hash: to_hex(&block_hash),
         parent_hash: to_hex(&h.parent_hash),
         slot: h.slot,
         timestamp_ms: h.timestamp_ms,
@@ -300,7 +314,17 @@ pub fn block_dto(b: &Block, full: bool) -> BlockDto {
             BlockTxs::Full(
                 b.txs
                     .iter()
-                    .map(|tx| tx_dto(tx, TxStatus::Included, Some(height)))
+                    .zip(0u32..)
+                    .map(|(tx, index)| {
+                        let at = Inclusion {
+                            height,
+                            block_hash,
+                            index,
+                            timestamp_ms: h.timestamp_ms,
+                            head_height,
+                        };
+                        tx_dto(tx, Some(&at))
+                    })
                     .collect(),
             )
         } else {
