@@ -626,6 +626,8 @@ async fn json_rpc_methods_and_standard_errors() {
     assert_eq!(b["error"]["code"], -32602);
     let b = h.rpc("tx_get", json!([KNOWN_TX])).await;
     assert_eq!(b["result"]["fee"], 1);
+    assert_eq!(b["result"]["block_hash"], "11".repeat(32));
+    assert_eq!(b["result"]["confirmations"], TIP);
     let b = h.rpc("tx_get", json!(["ab".repeat(32)])).await;
     assert_eq!(b["result"], Value::Null);
     let b = h.rpc("account_get", json!(["qa"])).await;

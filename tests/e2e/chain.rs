@@ -831,3 +831,77 @@ async fn node_without_a_spec_waits_for_a_late_bootstrap_peer_and_adopts_its_chai
         "b made its own dev chain"
     );
 }
+
+/// Where a transfer is: held back by a nonce gap it stays `pending` (block fields null, 0
+/// confirmations) while blocks pass; once the gap is filled it is `included` at a block whose
+/// hash, time and transaction list agree with the answer, and its confirmations rise with the
+/// head.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transfer_is_pending_then_included_with_rising_confirmations() {
+    let root = test_dir("chain_tx_status");
+    let specs = [NodeSpec::new(&root, "a", "eu", "super")];
+    let net = chain_for(&specs, &root, 500);
+    let a = start(&specs[0], &net, &[]);
+    a.wait_ready("a ready", Duration::from_secs(15)).await;
+    let tx_get = |hash: String| {
+        let a = &a;
+        async move { rpc(a, "tx_get", json!([hash])).await["result"].clone() }
+    };
+
+    let alice = Identity::generate();
+    let first = transfer(&net.spec.chain_id, &net.faucet, address(&alice), 5, 0);
+    let second = transfer(&net.spec.chain_id, &net.faucet, address(&alice), 7, 1);
+    let sent = rpc(&a, "tx_send", json!([to_hex(&second.encode())])).await;
+    let hash = sent["result"].as_str().expect("tx hash").to_string();
+    let before = height(&a).await.expect("height");
+    wait_for(
+        "two blocks after the send",
+        Duration::from_secs(10),
+        || async { (height(&a).await? >= before + 2).then_some(()) },
+    )
+    .await;
+    let pending = tx_get(hash.clone()).await;
+    assert_eq!(pending["status"], "pending", "{pending}");
+    for field in ["block_height", "block_hash", "index", "timestamp_ms"] {
+        assert!(pending[field].is_null(), "{field}: {pending}");
+    }
+    assert_eq!(pending["confirmations"], 0, "{pending}");
+    let rest = get_json(&a.url(&format!("/v1/txs/{hash}"))).await;
+    assert_eq!(rest.as_ref(), Some(&pending), "REST and JSON-RPC differ");
+
+    rpc(&a, "tx_send", json!([to_hex(&first.encode())])).await["result"]
+        .as_str()
+        .expect("tx hash");
+    let included = wait_for("the transfer included", Duration::from_secs(10), || async {
+        let tx = tx_get(hash.clone()).await;
+        (tx["status"] == "included").then_some(tx)
+    })
+    .await;
+    let at = included["block_height"].as_u64().expect("block_height");
+    let block = get_json(&a.url(&format!("/v1/blocks/{at}")))
+        .await
+        .expect("block");
+    assert_eq!(included["block_hash"], block["hash"], "{included}");
+    assert_eq!(
+        included["timestamp_ms"], block["timestamp_ms"],
+        "{included}"
+    );
+    let index = included["index"].as_u64().expect("index") as usize;
+    assert_eq!(block["txs"][index], json!(hash), "{block}");
+    let confirmed = included["confirmations"].as_u64().expect("confirmations");
+    assert!(confirmed >= 1, "{included}");
+
+    wait_for("two blocks on top", Duration::from_secs(10), || async {
+        (height(&a).await? > at + confirmed).then_some(())
+    })
+    .await;
+    let later = tx_get(hash.clone()).await;
+    let head = height(&a).await.expect("height");
+    let now = later["confirmations"].as_u64().expect("confirmations");
+    assert!(now >= confirmed + 2, "confirmations {confirmed} then {now}");
+    assert!(
+        now <= head - at + 1,
+        "{now} confirmations at head {head}, block {at}"
+    );
+    assert_eq!(later["block_hash"], included["block_hash"]);
+}
