@@ -207,6 +207,20 @@ pub struct TxDto {
     pub confirmations: u64,
 }
 
+/// Most pending transactions one answer lists (`GET /v1/mempool`, `tx_pending`); `total`
+/// says how many more match. The mempool holds 10,000 by default: a bound keeps an answer
+/// under about 300 KB.
+pub const MAX_PENDING_LISTED: usize = 1_000;
+
+/// Pending transactions, by sender then nonce.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PendingTxsDto {
+    /// At most 1,000 (`MAX_PENDING_LISTED`) pending transactions, by sender then nonce.
+    pub txs: Vec<TxDto>,
+    /// How many pending transactions match the filter, listed or not.
+    pub total: u64,
+}
+
 /// Transactions of a block: full objects or hashes only.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]

@@ -52,6 +52,23 @@ fn tx_dto() -> TxDto {
     }
 }
 
+fn pending_dto(from: &str, nonce: u64) -> TxDto {
+    TxDto {
+        hash: format!("{nonce:064}"),
+        from: from.into(),
+        to: "qz".into(),
+        amount: 3,
+        fee: 1,
+        nonce,
+        status: TxStatus::Pending,
+        block_height: None,
+        block_hash: None,
+        index: None,
+        timestamp_ms: None,
+        confirmations: 0,
+    }
+}
+
 fn block(height: u64, full: bool) -> BlockDto {
     let h = head(height);
     BlockDto {
@@ -176,6 +193,21 @@ impl NodeService for FakeNode {
     }
     fn tx(&self, hash: &str) -> Result<Option<TxDto>, ServiceError> {
         Ok((hash == KNOWN_TX).then(tx_dto))
+    }
+    fn pending_txs(&self, address: Option<&str>) -> Result<PendingTxsDto, ServiceError> {
+        let pool = [pending_dto("qa", 2), pending_dto("qb", 0)];
+        let txs: Vec<TxDto> = match address {
+            Some("bad!") => return Err(ServiceError::InvalidParams("malformed address".into())),
+            Some(a) => pool
+                .into_iter()
+                .filter(|t| t.from == a || t.to == a)
+                .collect(),
+            None => pool.into(),
+        };
+        Ok(PendingTxsDto {
+            total: txs.len() as u64,
+            txs,
+        })
     }
     fn submit_tx(&self, raw: &[u8]) -> Result<String, ServiceError> {
         if raw == [0xde, 0xad] {
@@ -434,6 +466,16 @@ async fn rest_routes_answer_with_their_shapes() {
     assert_eq!(s, 200);
     assert_eq!(b["height"], 3);
 
+    let (s, b) = h.get("/v1/mempool").await;
+    assert_eq!(s, 200);
+    assert_eq!(b["total"], 2);
+    assert_eq!(b["txs"][0]["status"], "pending");
+    assert_eq!(b["txs"][0]["confirmations"], 0);
+    assert_eq!(b["txs"][0]["block_hash"], Value::Null);
+    let (s, b) = h.get("/v1/mempool?address=qa").await;
+    assert_eq!(s, 200);
+    assert_eq!(b, json!({"txs": [pending_dto("qa", 2)], "total": 1}));
+
     let (s, b) = h.get(&format!("/v1/txs/{KNOWN_TX}")).await;
     assert_eq!(s, 200);
     assert_eq!(b["amount"], 5);
@@ -514,6 +556,9 @@ async fn rest_errors_are_json_with_proper_status() {
     assert_error(&b, "not_found");
 
     let (s, b) = h.get("/v1/accounts/bad!").await;
+    assert_eq!(s, 400);
+    assert_error(&b, "invalid_params");
+    let (s, b) = h.get("/v1/mempool?address=bad!").await;
     assert_eq!(s, 400);
     assert_error(&b, "invalid_params");
     let (s, b) = h.get("/v1/accounts/nobody").await;
@@ -630,6 +675,15 @@ async fn json_rpc_methods_and_standard_errors() {
     assert_eq!(b["result"]["confirmations"], TIP);
     let b = h.rpc("tx_get", json!(["ab".repeat(32)])).await;
     assert_eq!(b["result"], Value::Null);
+    let b = h.rpc("tx_pending", json!([])).await;
+    assert_eq!(b["result"]["total"], 2);
+    let b = h.rpc("tx_pending", json!(["qb"])).await;
+    assert_eq!(
+        b["result"],
+        json!({"txs": [pending_dto("qb", 0)], "total": 1})
+    );
+    let b = h.rpc("tx_pending", json!(["bad!"])).await;
+    assert_eq!(b["error"]["code"], -32602);
     let b = h.rpc("account_get", json!(["qa"])).await;
     assert_eq!(b["result"]["balance"], 100);
     let b = h.rpc("account_get", json!(["bad!"])).await;

@@ -697,6 +697,18 @@ impl ChainRuntime {
         }))
     }
 
+    /// Up to `max` pending transactions sent by or to `address` (all when `None`), by sender
+    /// then nonce, and how many match in all.
+    pub fn pending_of(
+        &self,
+        address: Option<&Address>,
+        max: usize,
+    ) -> (Vec<SignedTransfer>, usize) {
+        let pool = lock(&self.mempool);
+        let (listed, total) = pool.pending_of(address, max);
+        (listed.into_iter().cloned().collect(), total)
+    }
+
     /// An account and the next nonce counting pending transactions.
     pub fn account(&self, address: &Address) -> Result<(Account, u64), ChainStoreError> {
         let account = self.accounts.account(address)?;

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use qnet_api::dto::{
     AccountDto, BlockDto, BlockTxs, FailoverDto, FailoverEventDto, HeadDto, LinkDto,
-    LinkKind as LinkKindDto, PeerDto, PeersDto, RegionDto, RegionsDto, StatusDto, TopologyDto,
-    TxDto, TxStatus,
+    LinkKind as LinkKindDto, PeerDto, PeersDto, PendingTxsDto, RegionDto, RegionsDto, StatusDto,
+    TopologyDto, TxDto, TxStatus, MAX_PENDING_LISTED,
 };
 use qnet_api::{NodeService, ServiceError};
 use tokio::net::TcpListener;
@@ -223,6 +223,22 @@ impl NodeService for Service {
                 TxLookup::Pending(tx) => tx_dto(&tx, None),
                 TxLookup::Included(tx, at) => tx_dto(&tx, Some(&at)),
             }))
+    }
+
+    fn pending_txs(&self, address: Option<&str>) -> Result<PendingTxsDto, ServiceError> {
+        let address = address
+            .map(|a| {
+                Address::parse(a).map_err(|e| ServiceError::InvalidParams(format!("address: {e}")))
+            })
+            .transpose()?;
+        let (txs, total) = self
+            .shared
+            .chain
+            .pending_of(address.as_ref(), MAX_PENDING_LISTED);
+        Ok(PendingTxsDto {
+            txs: txs.iter().map(|tx| tx_dto(tx, None)).collect(),
+            total: total as u64,
+        })
     }
 
     fn submit_tx(&self, raw: &[u8]) -> Result<String, ServiceError> {

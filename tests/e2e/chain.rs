@@ -868,6 +868,14 @@ async fn transfer_is_pending_then_included_with_rising_confirmations() {
     assert_eq!(pending["confirmations"], 0, "{pending}");
     let rest = get_json(&a.url(&format!("/v1/txs/{hash}"))).await;
     assert_eq!(rest.as_ref(), Some(&pending), "REST and JSON-RPC differ");
+    // listed among the pending transfers of its sender and of its recipient
+    let to_alice = address(&alice).to_string();
+    let listed = json!({"txs": [pending.clone()], "total": 1});
+    let pool = get_json(&a.url(&format!("/v1/mempool?address={to_alice}"))).await;
+    assert_eq!(pool.as_ref(), Some(&listed), "REST mempool");
+    let from_faucet = address(&net.faucet).to_string();
+    let pool = rpc(&a, "tx_pending", json!([from_faucet])).await;
+    assert_eq!(pool["result"], listed, "tx_pending");
 
     rpc(&a, "tx_send", json!([to_hex(&first.encode())])).await["result"]
         .as_str()
@@ -890,6 +898,12 @@ async fn transfer_is_pending_then_included_with_rising_confirmations() {
     assert_eq!(block["txs"][index], json!(hash), "{block}");
     let confirmed = included["confirmations"].as_u64().expect("confirmations");
     assert!(confirmed >= 1, "{included}");
+    let pool = rpc(&a, "tx_pending", json!([])).await;
+    assert_eq!(
+        pool["result"],
+        json!({"txs": [], "total": 0}),
+        "mempool emptied"
+    );
 
     wait_for("two blocks on top", Duration::from_secs(10), || async {
         (height(&a).await? > at + confirmed).then_some(())

@@ -11,7 +11,8 @@ use tokio::sync::broadcast::error::RecvError;
 
 use crate::config::ApiConfig;
 use crate::dto::{
-    AccountDto, BlockDto, FailoverDto, HeadDto, PeersDto, RegionsDto, StatusDto, TopologyDto, TxDto,
+    AccountDto, BlockDto, FailoverDto, HeadDto, PeersDto, PendingTxsDto, RegionsDto, StatusDto,
+    TopologyDto, TxDto,
 };
 use crate::metrics::ApiMetrics;
 use crate::params;
@@ -64,6 +65,10 @@ pub trait QnetRpc {
     /// Transaction by hash, or null.
     #[method(name = "tx_get", blocking)]
     fn tx_get(&self, hash: String) -> RpcResult<Option<TxDto>>;
+
+    /// Pending transactions sent by or to an address (every one without it), at most 1,000.
+    #[method(name = "tx_pending", blocking)]
+    fn tx_pending(&self, address: Option<String>) -> RpcResult<PendingTxsDto>;
 
     /// Account by address, or null.
     #[method(name = "account_get", blocking)]
@@ -205,6 +210,12 @@ impl QnetRpcServer for RpcHandler {
     fn tx_get(&self, hash: String) -> RpcResult<Option<TxDto>> {
         let hash = params::parse_hash(&hash).map_err(codes::invalid_params)?;
         self.service.tx(&hash).map_err(codes::service_error)
+    }
+
+    fn tx_pending(&self, address: Option<String>) -> RpcResult<PendingTxsDto> {
+        self.service
+            .pending_txs(address.as_deref())
+            .map_err(codes::service_error)
     }
 
     fn account_get(&self, address: String) -> RpcResult<Option<AccountDto>> {
