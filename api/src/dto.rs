@@ -221,6 +221,38 @@ pub struct PendingTxsDto {
     pub total: u64,
 }
 
+/// Slots listed ahead by `GET /v1/chain` and `chain_getSpec`: at the default 1 s slot, the
+/// next 10 s of the schedule, enough for a wallet to time a transfer.
+pub const UPCOMING_SLOTS: usize = 10;
+
+/// A slot of the producer schedule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ScheduledSlotDto {
+    /// Slot number (slot 0 is genesis).
+    pub slot: u64,
+    /// Start of the slot, milliseconds since the Unix epoch.
+    pub start_ms: u64,
+    /// Public key of the slot's producer, hex (as `BlockDto::producer`).
+    pub producer: String,
+}
+
+/// The chain this node follows and its producer schedule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ChainSpecDto {
+    /// Chain id.
+    pub chain_id: String,
+    /// Start of slot 0, milliseconds since the Unix epoch.
+    pub genesis_time_ms: u64,
+    /// Hash of the genesis block.
+    pub genesis_hash: String,
+    /// Slot length in milliseconds.
+    pub slot_ms: u64,
+    /// Producer public keys (hex) in schedule order: slot `s` is `producers[s % len]`.
+    pub producers: Vec<String>,
+    /// The 10 (`UPCOMING_SLOTS`) slots after the running one, by the node's clock.
+    pub next_slots: Vec<ScheduledSlotDto>,
+}
+
 /// Transactions of a block: full objects or hashes only.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]

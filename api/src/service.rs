@@ -4,8 +4,8 @@ use thiserror::Error;
 use tokio::sync::broadcast;
 
 use crate::dto::{
-    AccountDto, BlockDto, FailoverDto, HeadDto, PeersDto, PendingTxsDto, RegionsDto, StatusDto,
-    TopologyDto, TxDto,
+    AccountDto, BlockDto, ChainSpecDto, FailoverDto, HeadDto, PeersDto, PendingTxsDto, RegionsDto,
+    StatusDto, TopologyDto, TxDto,
 };
 
 /// Why a query or command failed, mapped to REST statuses and JSON-RPC codes.
@@ -49,6 +49,9 @@ pub trait NodeService: Send + Sync + 'static {
     fn topology(&self) -> TopologyDto;
     /// Failover state and recent events.
     fn failover(&self) -> FailoverDto;
+    /// Chain id, genesis, slot length, producers and the next
+    /// [`UPCOMING_SLOTS`](crate::dto::UPCOMING_SLOTS) slots of the schedule.
+    fn chain_spec(&self) -> ChainSpecDto;
     /// Head of the best chain, `None` before genesis is loaded.
     fn head(&self) -> Option<HeadDto>;
     /// Block of the best chain at `height`; `full` selects full transactions over hashes.

@@ -194,6 +194,20 @@ impl NodeService for FakeNode {
     fn tx(&self, hash: &str) -> Result<Option<TxDto>, ServiceError> {
         Ok((hash == KNOWN_TX).then(tx_dto))
     }
+    fn chain_spec(&self) -> ChainSpecDto {
+        ChainSpecDto {
+            chain_id: "dev".into(),
+            genesis_time_ms: 1_000,
+            genesis_hash: "00".repeat(32),
+            slot_ms: 1_000,
+            producers: vec!["aa".repeat(32)],
+            next_slots: vec![ScheduledSlotDto {
+                slot: TIP + 1,
+                start_ms: 1_000 + (TIP + 1) * 1_000,
+                producer: "aa".repeat(32),
+            }],
+        }
+    }
     fn pending_txs(&self, address: Option<&str>) -> Result<PendingTxsDto, ServiceError> {
         let pool = [pending_dto("qa", 2), pending_dto("qb", 0)];
         let txs: Vec<TxDto> = match address {
@@ -466,6 +480,12 @@ async fn rest_routes_answer_with_their_shapes() {
     assert_eq!(s, 200);
     assert_eq!(b["height"], 3);
 
+    let (s, b) = h.get("/v1/chain").await;
+    assert_eq!(s, 200);
+    assert_eq!(b, serde_json::to_value(h.node.chain_spec()).unwrap());
+    assert_eq!(b["next_slots"][0]["slot"], TIP + 1);
+    assert_eq!(b["genesis_hash"], "00".repeat(32));
+
     let (s, b) = h.get("/v1/mempool").await;
     assert_eq!(s, 200);
     assert_eq!(b["total"], 2);
@@ -675,6 +695,11 @@ async fn json_rpc_methods_and_standard_errors() {
     assert_eq!(b["result"]["confirmations"], TIP);
     let b = h.rpc("tx_get", json!(["ab".repeat(32)])).await;
     assert_eq!(b["result"], Value::Null);
+    let b = h.rpc("chain_getSpec", json!([])).await;
+    assert_eq!(
+        b["result"],
+        serde_json::to_value(h.node.chain_spec()).unwrap()
+    );
     let b = h.rpc("tx_pending", json!([])).await;
     assert_eq!(b["result"]["total"], 2);
     let b = h.rpc("tx_pending", json!(["qb"])).await;

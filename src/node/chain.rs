@@ -19,7 +19,7 @@ use crate::chain::account::Account;
 use crate::chain::block::{Block, BlockHeader, MAX_BLOCK_TXS};
 use crate::chain::mempool::{CheckedTransfer, Mempool, MempoolConfig, MempoolError};
 use crate::chain::signatures::Verified;
-use crate::chain::spec::ChainSpec;
+use crate::chain::spec::{ChainSpec, ScheduledSlot};
 use crate::chain::store::{AccountReader, ChainStore, ChainStoreError, ImportOutcome};
 use crate::chain::tx::{Address, SignedTransfer};
 use crate::chain::validate::RejectReason;
@@ -264,6 +264,11 @@ impl ChainRuntime {
     /// The chain spec.
     pub fn spec(&self) -> &ChainSpec {
         &self.spec
+    }
+
+    /// The `n` slots after the running one, by the node's clock.
+    pub fn upcoming_slots(&self, n: usize) -> Vec<ScheduledSlot> {
+        self.spec.upcoming_slots(self.clock.now_ms(), n)
     }
 
     /// The genesis hash.

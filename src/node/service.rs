@@ -4,9 +4,9 @@
 use std::sync::Arc;
 
 use qnet_api::dto::{
-    AccountDto, BlockDto, BlockTxs, FailoverDto, FailoverEventDto, HeadDto, LinkDto,
-    LinkKind as LinkKindDto, PeerDto, PeersDto, PendingTxsDto, RegionDto, RegionsDto, StatusDto,
-    TopologyDto, TxDto, TxStatus, MAX_PENDING_LISTED,
+    AccountDto, BlockDto, BlockTxs, ChainSpecDto, FailoverDto, FailoverEventDto, HeadDto, LinkDto,
+    LinkKind as LinkKindDto, PeerDto, PeersDto, PendingTxsDto, RegionDto, RegionsDto,
+    ScheduledSlotDto, StatusDto, TopologyDto, TxDto, TxStatus, MAX_PENDING_LISTED, UPCOMING_SLOTS,
 };
 use qnet_api::{NodeService, ServiceError};
 use tokio::net::TcpListener;
@@ -177,6 +177,27 @@ impl NodeService for Service {
                     at_ms: e.at_ms,
                     kind: e.kind.as_str().to_string(),
                     regions: e.regions.iter().map(|r| r.to_string()).collect(),
+                })
+                .collect(),
+        }
+    }
+
+    fn chain_spec(&self) -> ChainSpecDto {
+        let chain = &self.shared.chain;
+        let spec = chain.spec();
+        ChainSpecDto {
+            chain_id: spec.chain_id.clone(),
+            genesis_time_ms: spec.genesis_time_ms,
+            genesis_hash: to_hex(&chain.genesis_hash()),
+            slot_ms: spec.slot_ms,
+            producers: spec.producer_keys().iter().map(|k| to_hex(k)).collect(),
+            next_slots: chain
+                .upcoming_slots(UPCOMING_SLOTS)
+                .into_iter()
+                .map(|s| ScheduledSlotDto {
+                    slot: s.slot,
+                    start_ms: s.start_ms,
+                    producer: to_hex(&s.producer),
                 })
                 .collect(),
         }

@@ -832,17 +832,40 @@ async fn node_without_a_spec_waits_for_a_late_bootstrap_peer_and_adopts_its_chai
     );
 }
 
-/// Where a transfer is: held back by a nonce gap it stays `pending` (block fields null, 0
-/// confirmations) while blocks pass; once the gap is filled it is `included` at a block whose
-/// hash, time and transaction list agree with the answer, and its confirmations rise with the
-/// head.
+/// What a wallet reads: the chain and its next 10 slots (REST and JSON-RPC agree with the
+/// spec); a transfer held back by a nonce gap stays `pending` (block fields null, 0
+/// confirmations) and is listed in the mempool by sender and by recipient while blocks pass;
+/// once the gap is filled it is `included` at a block whose hash, time and transaction list
+/// agree with the answer, the mempool is empty, and its confirmations rise with the head.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn transfer_is_pending_then_included_with_rising_confirmations() {
+async fn wallet_reads_the_schedule_and_a_transfer_pending_then_included() {
     let root = test_dir("chain_tx_status");
     let specs = [NodeSpec::new(&root, "a", "eu", "super")];
     let net = chain_for(&specs, &root, 500);
     let a = start(&specs[0], &net, &[]);
     a.wait_ready("a ready", Duration::from_secs(15)).await;
+    // the chain and its schedule, by REST and JSON-RPC alike
+    let spec = rpc(&a, "chain_getSpec", json!([])).await["result"].clone();
+    assert_eq!(spec["chain_id"], net.spec.chain_id.as_str(), "{spec}");
+    assert_eq!(
+        spec["genesis_hash"],
+        to_hex(&net.spec.genesis_hash()),
+        "{spec}"
+    );
+    assert_eq!(spec["slot_ms"], 500, "{spec}");
+    let next = spec["next_slots"].as_array().expect("next_slots");
+    assert_eq!(next.len(), 10, "{spec}");
+    let first = next[0]["slot"].as_u64().expect("slot");
+    for (i, s) in (0u64..).zip(next) {
+        let slot = first + i;
+        assert_eq!(s["slot"], slot, "{spec}");
+        assert_eq!(s["start_ms"], net.spec.slot_start_ms(slot), "{spec}");
+        let producer = net.spec.producer_for_slot(slot).expect("producer");
+        assert_eq!(s["producer"], to_hex(&producer), "{spec}");
+    }
+    let rest = get_json(&a.url("/v1/chain")).await.expect("GET /v1/chain");
+    assert_eq!(rest["genesis_hash"], spec["genesis_hash"]);
+
     let tx_get = |hash: String| {
         let a = &a;
         async move { rpc(a, "tx_get", json!([hash])).await["result"].clone() }

@@ -8,8 +8,8 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use crate::dto::{
-    AccountDto, BlockDto, BlocksDto, ErrorBody, FailoverDto, HealthDto, PeersDto, PendingTxsDto,
-    RegionsDto, StatusDto, SubmitTxDto, TopologyDto, TxDto, TxHashDto,
+    AccountDto, BlockDto, BlocksDto, ChainSpecDto, ErrorBody, FailoverDto, HealthDto, PeersDto,
+    PendingTxsDto, RegionsDto, StatusDto, SubmitTxDto, TopologyDto, TxDto, TxHashDto,
 };
 use crate::params;
 use crate::rest::error::RestError;
@@ -274,6 +274,17 @@ pub async fn mempool(
     Ok(Json(
         run(&state, move |s| s.pending_txs(q.address.as_deref())).await??,
     ))
+}
+
+/// The chain: id, genesis, slot length, producers and the next 10 slots of the schedule.
+#[utoipa::path(get, path = "/v1/chain", tag = "chain",
+    responses(
+        (status = 200, description = "the chain and its schedule", body = ChainSpecDto),
+        (status = 500, description = "node failure", body = ErrorBody),
+        (status = 503, description = "unavailable or timed out", body = ErrorBody),
+    ))]
+pub async fn chain(State(state): State<AppState>) -> Result<Json<ChainSpecDto>, RestError> {
+    Ok(Json(run(&state, |s| s.chain_spec()).await?))
 }
 
 /// Submits a signed transaction (hex of its canonical encoding) to the mempool.

@@ -11,8 +11,8 @@ use tokio::sync::broadcast::error::RecvError;
 
 use crate::config::ApiConfig;
 use crate::dto::{
-    AccountDto, BlockDto, FailoverDto, HeadDto, PeersDto, PendingTxsDto, RegionsDto, StatusDto,
-    TopologyDto, TxDto,
+    AccountDto, BlockDto, ChainSpecDto, FailoverDto, HeadDto, PeersDto, PendingTxsDto, RegionsDto,
+    StatusDto, TopologyDto, TxDto,
 };
 use crate::metrics::ApiMetrics;
 use crate::params;
@@ -26,6 +26,10 @@ pub const NEW_HEAD_NOTIFICATION: &str = "chain_newHead";
 /// JSON-RPC 2.0 methods of a qnet node (positional parameters).
 #[rpc(server)]
 pub trait QnetRpc {
+    /// Chain id, genesis, slot length, producers and the next 10 slots of the schedule.
+    #[method(name = "chain_getSpec", blocking)]
+    fn chain_get_spec(&self) -> RpcResult<ChainSpecDto>;
+
     /// Head of the best chain, or null.
     #[method(name = "chain_getHead", blocking)]
     fn chain_get_head(&self) -> RpcResult<Option<HeadDto>>;
@@ -121,6 +125,10 @@ impl RpcHandler {
 }
 
 impl QnetRpcServer for RpcHandler {
+    fn chain_get_spec(&self) -> RpcResult<ChainSpecDto> {
+        Ok(self.service.chain_spec())
+    }
+
     fn chain_get_head(&self) -> RpcResult<Option<HeadDto>> {
         Ok(self.service.head())
     }
