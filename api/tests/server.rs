@@ -10,7 +10,7 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use prometheus::{Encoder, Registry, TextEncoder};
 use qnet_api::dto::*;
-use qnet_api::{serve, ApiConfig, NodeService, RateLimit, ServiceError};
+use qnet_api::{serve, ApiConfig, CorsOrigins, NodeService, RateLimit, ServiceError};
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, oneshot};
@@ -1111,4 +1111,66 @@ async fn ui_page_and_assets_are_static_with_a_strict_policy() {
         1.0
     );
     h.shutdown().await;
+}
+
+/// CORS: with `cors_origins` set, a preflight from a listed origin is answered 204 with the
+/// allowed origin, methods and headers (REST and the JSON-RPC endpoint alike), a preflight
+/// from another origin is a 403 error, and answers to allowed origins carry the origin; by
+/// default no CORS header is sent.
+#[tokio::test]
+async fn cors_preflight_allows_listed_origins_only() {
+    let config = ApiConfig {
+        cors_origins: CorsOrigins::parse("https://wallet.example").unwrap(),
+        ..ApiConfig::default()
+    };
+    let h = Harness::start(config).await;
+    let preflight = |path: &'static str, origin: &'static str| {
+        h.http
+            .request(reqwest::Method::OPTIONS, h.url(path))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "content-type")
+            .send()
+    };
+    for path in ["/", "/v1/txs"] {
+        let resp = preflight(path, "https://wallet.example").await.unwrap();
+        assert_eq!(resp.status(), 204, "{path}");
+        let hd = resp.headers();
+        assert_eq!(hd["access-control-allow-origin"], "https://wallet.example");
+        assert!(hd["access-control-allow-methods"]
+            .to_str()
+            .unwrap()
+            .contains("POST"));
+        assert_eq!(hd["access-control-allow-headers"], "content-type");
+    }
+    let resp = preflight("/", "https://evil.example").await.unwrap();
+    assert_eq!(resp.status(), 403);
+    assert!(resp.headers().get("access-control-allow-origin").is_none());
+    assert_error(&resp.json().await.unwrap(), "cors_refused");
+
+    let get = |origin: &'static str| {
+        h.http
+            .get(h.url("/v1/status"))
+            .header("origin", origin)
+            .send()
+    };
+    let resp = get("https://wallet.example").await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.headers()["access-control-allow-origin"],
+        "https://wallet.example"
+    );
+    let resp = get("https://evil.example").await.unwrap();
+    assert!(resp.headers().get("access-control-allow-origin").is_none());
+
+    let plain = Harness::start(ApiConfig::default()).await;
+    let resp = plain
+        .http
+        .get(plain.url("/v1/status"))
+        .header("origin", "https://wallet.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers().get("access-control-allow-origin").is_none());
 }
