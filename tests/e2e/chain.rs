@@ -14,7 +14,9 @@ use qnet_node::net::server::connect;
 use qnet_node::net::{LocalInfo, Message};
 use serde_json::{json, Value};
 
-use crate::common::{get_json, series_value, test_dir, wait_for, NodeProcess, NodeSpec};
+use crate::common::{
+    get_json, run_to_exit, series_value, test_dir, wait_for, NodeProcess, NodeSpec,
+};
 
 const FAUCET_BALANCE: u64 = 1_000_000;
 
@@ -120,6 +122,11 @@ async fn agree(nodes: &[&NodeProcess], upto: u64) -> Option<()> {
 }
 
 pub(crate) fn start(spec: &NodeSpec, net: &Net, bootstrap: &[&NodeSpec]) -> NodeProcess {
+    start_with(spec, net, bootstrap, &[])
+}
+
+/// As [`start`], with more flags.
+fn start_with(spec: &NodeSpec, net: &Net, bootstrap: &[&NodeSpec], flags: &[&str]) -> NodeProcess {
     let mut s = spec.clone();
     s.bootstrap = bootstrap.iter().map(|b| b.p2p_addr()).collect();
     s.extra = vec![
@@ -129,6 +136,7 @@ pub(crate) fn start(spec: &NodeSpec, net: &Net, bootstrap: &[&NodeSpec]) -> Node
         "--strategy-settle-time".into(),
         "1s".into(),
     ];
+    s.extra.extend(flags.iter().map(|f| f.to_string()));
     NodeProcess::start(s)
 }
 
@@ -832,7 +840,8 @@ async fn node_without_a_spec_waits_for_a_late_bootstrap_peer_and_adopts_its_chai
     );
 }
 
-/// What a wallet reads: the chain and its next 10 slots (REST and JSON-RPC agree with the
+/// What a wallet reads: a preflight from its page's origin answered, another origin's refused;
+/// the chain and its next 10 slots (REST and JSON-RPC agree with the
 /// spec); a transfer held back by a nonce gap stays `pending` (block fields null, 0
 /// confirmations) and is listed in the mempool by sender and by recipient while blocks pass;
 /// once the gap is filled it is `included` at a block whose hash, time and transaction list
@@ -842,8 +851,33 @@ async fn wallet_reads_the_schedule_and_a_transfer_pending_then_included() {
     let root = test_dir("chain_tx_status");
     let specs = [NodeSpec::new(&root, "a", "eu", "super")];
     let net = chain_for(&specs, &root, 500);
-    let a = start(&specs[0], &net, &[]);
+    let wallet_page = "https://wallet.example";
+    let a = start_with(&specs[0], &net, &[], &["--api-cors-origins", wallet_page]);
     a.wait_ready("a ready", Duration::from_secs(15)).await;
+
+    // a wallet page on another origin may call JSON-RPC; other origins are refused
+    let preflight = |origin: &'static str| {
+        reqwest::Client::new()
+            .request(reqwest::Method::OPTIONS, a.url("/"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "content-type")
+            .send()
+    };
+    let allowed = preflight(wallet_page).await.expect("preflight answered");
+    assert_eq!(allowed.status(), 204);
+    assert_eq!(
+        allowed.headers()["access-control-allow-origin"],
+        wallet_page
+    );
+    let refused = preflight("https://evil.example")
+        .await
+        .expect("preflight answered");
+    assert_eq!(refused.status(), 403);
+    assert!(refused
+        .headers()
+        .get("access-control-allow-origin")
+        .is_none());
     // the chain and its schedule, by REST and JSON-RPC alike
     let spec = rpc(&a, "chain_getSpec", json!([])).await["result"].clone();
     assert_eq!(spec["chain_id"], net.spec.chain_id.as_str(), "{spec}");
@@ -941,4 +975,23 @@ async fn wallet_reads_the_schedule_and_a_transfer_pending_then_included() {
         "{now} confirmations at head {head}, block {at}"
     );
     assert_eq!(later["block_hash"], included["block_hash"]);
+}
+
+/// A malformed `--api-cors-origins` stops the node at start-up with an error naming the flag.
+#[test]
+fn a_bad_cors_origin_is_a_start_up_error() {
+    let root = test_dir("chain_bad_cors");
+    let data_dir = root.join("data").display().to_string();
+    let (code, stderr) = run_to_exit(
+        &[
+            "--data-dir",
+            &data_dir,
+            "--api-cors-origins",
+            "wallet.example",
+        ],
+        Duration::from_secs(30),
+    );
+    assert!(matches!(code, Some(c) if c != 0), "exited with {code:?}");
+    assert!(stderr.contains("--api-cors-origins"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
 }
