@@ -214,14 +214,14 @@ impl NodeService for Service {
             .chain
             .block_by_height(height)
             .map_err(internal)?;
-        Ok(block.map(|b| block_dto(&b, full, head_height)))
+        Ok(block.map(|b| block_dto(&b, full.then_some(head_height))))
     }
 
     fn block_by_hash(&self, hash: &str, full: bool) -> Result<Option<BlockDto>, ServiceError> {
         let hash = parse_hash(hash)?;
         let head_height = self.shared.chain.head().height;
         let block = self.shared.chain.block_by_hash(&hash).map_err(internal)?;
-        Ok(block.map(|b| block_dto(&b, full, head_height)))
+        Ok(block.map(|b| block_dto(&b, full.then_some(head_height))))
     }
 
     fn blocks(&self, from: u64, limit: u32) -> Result<Vec<BlockDto>, ServiceError> {
@@ -230,7 +230,7 @@ impl NodeService for Service {
             .chain
             .blocks_from(from, limit as usize)
             .map_err(internal)?;
-        Ok(blocks.iter().map(|b| block_dto(b, false, 0)).collect())
+        Ok(blocks.iter().map(|b| block_dto(b, None)).collect())
     }
 
     fn tx(&self, hash: &str) -> Result<Option<TxDto>, ServiceError> {
@@ -331,10 +331,10 @@ fn tx_dto(tx: &SignedTransfer, at: Option<&Inclusion>) -> TxDto {
     }
 }
 
-/// A block as the API shows it; `full` lists whole transactions instead of hashes, with their
-/// confirmations counted from `head_height` (read just before the block: a block that became
-/// the head in between still counts 1).
-pub fn block_dto(b: &Block, full: bool, head_height: u64) -> BlockDto {
+/// A block as the API shows it: transaction hashes, or with `full_at_head` whole transactions
+/// whose confirmations count from that head height (read just before the block: a block that
+/// became the head in between still counts 1).
+pub fn block_dto(b: &Block, full_at_head: Option<u64>) -> BlockDto {
     let h = &b.header;
     let height = h.height;
     let block_hash = b.hash();
@@ -347,7 +347,7 @@ pub fn block_dto(b: &Block, full: bool, head_height: u64) -> BlockDto {
         producer: to_hex(&h.producer),
         tx_root: to_hex(&h.tx_root),
         tx_count: u64::from(h.tx_count),
-        txs: if full {
+        txs: if let Some(head_height) = full_at_head {
             BlockTxs::Full(
                 b.txs
                     .iter()
