@@ -165,7 +165,7 @@ async fn send(
         if found["status"] == "included" {
             println!(
                 "included at height {}",
-                found["height"].as_u64().unwrap_or(0)
+                found["block_height"].as_u64().unwrap_or(0)
             );
             return Ok(());
         }

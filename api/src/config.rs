@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::cors::CorsOrigins;
+
 /// A token-bucket rate: `per_second` tokens refill per second, at most `burst` saved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateLimit {
@@ -41,6 +43,8 @@ pub struct ApiConfig {
     pub tx_rate_limit: Option<RateLimit>,
     /// Most client IPs tracked by the rate limiter before idle ones are forgotten. Default 10,000.
     pub rate_limit_max_clients: usize,
+    /// Origins whose browser pages may call REST and JSON-RPC over HTTP. Default none.
+    pub cors_origins: CorsOrigins,
 }
 
 impl Default for ApiConfig {
@@ -61,6 +65,7 @@ impl Default for ApiConfig {
                 burst: 40,
             }),
             rate_limit_max_clients: 10_000,
+            cors_origins: CorsOrigins::None,
         }
     }
 }

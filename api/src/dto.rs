@@ -195,8 +195,62 @@ pub struct TxDto {
     pub nonce: u64,
     /// `pending` or `included`.
     pub status: TxStatus,
-    /// Height of the including block, when included.
-    pub height: Option<u64>,
+    /// Height of the including block; null while pending.
+    pub block_height: Option<u64>,
+    /// Hash of the including block; null while pending.
+    pub block_hash: Option<String>,
+    /// Position of the transaction in its block, from 0; null while pending.
+    pub index: Option<u32>,
+    /// Timestamp of the including block, milliseconds since the Unix epoch; null while pending.
+    pub timestamp_ms: Option<u64>,
+    /// Head height - block height + 1 when the answer was made; 0 while pending.
+    pub confirmations: u64,
+}
+
+/// Most pending transactions one answer lists (`GET /v1/mempool`, `tx_pending`); `total`
+/// says how many more match. The mempool holds 10,000 by default: a bound keeps an answer
+/// under about 300 KB.
+pub const MAX_PENDING_LISTED: usize = 1_000;
+
+/// Pending transactions, by sender then nonce.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PendingTxsDto {
+    /// At most 1,000 (`MAX_PENDING_LISTED`) pending transactions, by sender then nonce.
+    pub txs: Vec<TxDto>,
+    /// How many pending transactions match the filter, listed or not.
+    pub total: u64,
+}
+
+/// Slots listed ahead by `GET /v1/chain` and `chain_getSpec`: at the default 1 s slot, the
+/// next 10 s of the schedule, enough for a wallet to time a transfer.
+pub const UPCOMING_SLOTS: usize = 10;
+
+/// A slot of the producer schedule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ScheduledSlotDto {
+    /// Slot number (slot 0 is genesis).
+    pub slot: u64,
+    /// Start of the slot, milliseconds since the Unix epoch.
+    pub start_ms: u64,
+    /// Public key of the slot's producer, hex (as `BlockDto::producer`).
+    pub producer: String,
+}
+
+/// The chain this node follows and its producer schedule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ChainSpecDto {
+    /// Chain id.
+    pub chain_id: String,
+    /// Start of slot 0, milliseconds since the Unix epoch.
+    pub genesis_time_ms: u64,
+    /// Hash of the genesis block.
+    pub genesis_hash: String,
+    /// Slot length in milliseconds.
+    pub slot_ms: u64,
+    /// Producer public keys (hex) in schedule order: slot `s` is `producers[s % len]`.
+    pub producers: Vec<String>,
+    /// The 10 (`UPCOMING_SLOTS`) slots after the running one, by the node's clock.
+    pub next_slots: Vec<ScheduledSlotDto>,
 }
 
 /// Transactions of a block: full objects or hashes only.

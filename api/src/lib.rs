@@ -7,6 +7,7 @@
 //! at `GET /ui` is in [`ui`].
 
 pub mod config;
+pub mod cors;
 pub mod dto;
 pub mod metrics;
 pub mod openapi;
@@ -20,6 +21,7 @@ pub mod starting;
 pub mod ui;
 
 pub use config::{ApiConfig, RateLimit};
+pub use cors::CorsOrigins;
 pub use openapi::openapi_yaml;
 pub use rest::error::code as rest_error_codes;
 pub use server::{serve, ApiError, ApiServer};

@@ -23,6 +23,7 @@ use tokio::sync::Semaphore;
 use tower::ServiceExt;
 
 use crate::config::ApiConfig;
+use crate::cors::{cors, CorsOrigins};
 use crate::metrics::{ApiMetrics, UNMATCHED_ROUTE};
 use crate::openapi::openapi_yaml;
 use crate::rate_limit::RateLimiter;
@@ -105,8 +106,16 @@ impl ApiServer {
             .layer(middleware::from_fn_with_state(
                 config.request_timeout,
                 request_timeout,
-            ))
-            .layer(middleware::from_fn_with_state(metrics, track_http));
+            ));
+        // outside the routes and the limits, so a preflight is answered for every path
+        let router = match &config.cors_origins {
+            CorsOrigins::None => router,
+            origins => router.layer(middleware::from_fn_with_state(
+                Arc::new(origins.clone()),
+                cors,
+            )),
+        }
+        .layer(middleware::from_fn_with_state(metrics, track_http));
         Ok(Self {
             router,
             stop,

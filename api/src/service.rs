@@ -4,7 +4,8 @@ use thiserror::Error;
 use tokio::sync::broadcast;
 
 use crate::dto::{
-    AccountDto, BlockDto, FailoverDto, HeadDto, PeersDto, RegionsDto, StatusDto, TopologyDto, TxDto,
+    AccountDto, BlockDto, ChainSpecDto, FailoverDto, HeadDto, PeersDto, PendingTxsDto, RegionsDto,
+    StatusDto, TopologyDto, TxDto,
 };
 
 /// Why a query or command failed, mapped to REST statuses and JSON-RPC codes.
@@ -48,6 +49,9 @@ pub trait NodeService: Send + Sync + 'static {
     fn topology(&self) -> TopologyDto;
     /// Failover state and recent events.
     fn failover(&self) -> FailoverDto;
+    /// Chain id, genesis, slot length, producers and the next
+    /// [`UPCOMING_SLOTS`](crate::dto::UPCOMING_SLOTS) slots of the schedule.
+    fn chain_spec(&self) -> ChainSpecDto;
     /// Head of the best chain, `None` before genesis is loaded.
     fn head(&self) -> Option<HeadDto>;
     /// Block of the best chain at `height`; `full` selects full transactions over hashes.
@@ -59,6 +63,10 @@ pub trait NodeService: Send + Sync + 'static {
     fn blocks(&self, from: u64, limit: u32) -> Result<Vec<BlockDto>, ServiceError>;
     /// Transaction by hash (64 hex chars, validated by the API), pending or included.
     fn tx(&self, hash: &str) -> Result<Option<TxDto>, ServiceError>;
+    /// Pending transactions sent by or to `address` (every one when `None`), at most
+    /// [`MAX_PENDING_LISTED`](crate::dto::MAX_PENDING_LISTED); `InvalidParams` for a malformed
+    /// address.
+    fn pending_txs(&self, address: Option<&str>) -> Result<PendingTxsDto, ServiceError>;
     /// Validates a signed transaction in its canonical encoding and adds it to the mempool;
     /// returns its hash. Decoding errors are `InvalidParams`, refusals `Rejected`.
     fn submit_tx(&self, raw: &[u8]) -> Result<String, ServiceError>;

@@ -10,7 +10,7 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use prometheus::{Encoder, Registry, TextEncoder};
 use qnet_api::dto::*;
-use qnet_api::{serve, ApiConfig, NodeService, RateLimit, ServiceError};
+use qnet_api::{serve, ApiConfig, CorsOrigins, NodeService, RateLimit, ServiceError};
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, oneshot};
@@ -44,7 +44,28 @@ fn tx_dto() -> TxDto {
         fee: 1,
         nonce: 0,
         status: TxStatus::Included,
-        height: Some(1),
+        block_height: Some(1),
+        block_hash: Some("11".repeat(32)),
+        index: Some(0),
+        timestamp_ms: Some(1_000),
+        confirmations: TIP,
+    }
+}
+
+fn pending_dto(from: &str, nonce: u64) -> TxDto {
+    TxDto {
+        hash: format!("{nonce:064}"),
+        from: from.into(),
+        to: "qz".into(),
+        amount: 3,
+        fee: 1,
+        nonce,
+        status: TxStatus::Pending,
+        block_height: None,
+        block_hash: None,
+        index: None,
+        timestamp_ms: None,
+        confirmations: 0,
     }
 }
 
@@ -172,6 +193,35 @@ impl NodeService for FakeNode {
     }
     fn tx(&self, hash: &str) -> Result<Option<TxDto>, ServiceError> {
         Ok((hash == KNOWN_TX).then(tx_dto))
+    }
+    fn chain_spec(&self) -> ChainSpecDto {
+        ChainSpecDto {
+            chain_id: "dev".into(),
+            genesis_time_ms: 1_000,
+            genesis_hash: "00".repeat(32),
+            slot_ms: 1_000,
+            producers: vec!["aa".repeat(32)],
+            next_slots: vec![ScheduledSlotDto {
+                slot: TIP + 1,
+                start_ms: 1_000 + (TIP + 1) * 1_000,
+                producer: "aa".repeat(32),
+            }],
+        }
+    }
+    fn pending_txs(&self, address: Option<&str>) -> Result<PendingTxsDto, ServiceError> {
+        let pool = [pending_dto("qa", 2), pending_dto("qb", 0)];
+        let txs: Vec<TxDto> = match address {
+            Some("bad!") => return Err(ServiceError::InvalidParams("malformed address".into())),
+            Some(a) => pool
+                .into_iter()
+                .filter(|t| t.from == a || t.to == a)
+                .collect(),
+            None => pool.into(),
+        };
+        Ok(PendingTxsDto {
+            total: txs.len() as u64,
+            txs,
+        })
     }
     fn submit_tx(&self, raw: &[u8]) -> Result<String, ServiceError> {
         if raw == [0xde, 0xad] {
@@ -430,9 +480,32 @@ async fn rest_routes_answer_with_their_shapes() {
     assert_eq!(s, 200);
     assert_eq!(b["height"], 3);
 
+    let (s, b) = h.get("/v1/chain").await;
+    assert_eq!(s, 200);
+    assert_eq!(b, serde_json::to_value(h.node.chain_spec()).unwrap());
+    assert_eq!(b["next_slots"][0]["slot"], TIP + 1);
+    assert_eq!(b["genesis_hash"], "00".repeat(32));
+
+    let (s, b) = h.get("/v1/mempool").await;
+    assert_eq!(s, 200);
+    assert_eq!(b["total"], 2);
+    assert_eq!(b["txs"][0]["status"], "pending");
+    assert_eq!(b["txs"][0]["confirmations"], 0);
+    assert_eq!(b["txs"][0]["block_hash"], Value::Null);
+    let (s, b) = h.get("/v1/mempool?address=qa").await;
+    assert_eq!(s, 200);
+    assert_eq!(b, json!({"txs": [pending_dto("qa", 2)], "total": 1}));
+
     let (s, b) = h.get(&format!("/v1/txs/{KNOWN_TX}")).await;
     assert_eq!(s, 200);
     assert_eq!(b["amount"], 5);
+    // where the transfer is, under the names wallets and explorers read
+    assert_eq!(b["status"], "included");
+    assert_eq!(b["block_height"], 1);
+    assert_eq!(b["block_hash"], "11".repeat(32));
+    assert_eq!(b["index"], 0);
+    assert_eq!(b["timestamp_ms"], 1_000);
+    assert_eq!(b["confirmations"], TIP);
 
     let (s, b) = h.post_json("/v1/txs", &json!({"tx": "0x0102"})).await;
     assert_eq!(s, 202);
@@ -503,6 +576,9 @@ async fn rest_errors_are_json_with_proper_status() {
     assert_error(&b, "not_found");
 
     let (s, b) = h.get("/v1/accounts/bad!").await;
+    assert_eq!(s, 400);
+    assert_error(&b, "invalid_params");
+    let (s, b) = h.get("/v1/mempool?address=bad!").await;
     assert_eq!(s, 400);
     assert_error(&b, "invalid_params");
     let (s, b) = h.get("/v1/accounts/nobody").await;
@@ -615,8 +691,24 @@ async fn json_rpc_methods_and_standard_errors() {
     assert_eq!(b["error"]["code"], -32602);
     let b = h.rpc("tx_get", json!([KNOWN_TX])).await;
     assert_eq!(b["result"]["fee"], 1);
+    assert_eq!(b["result"]["block_hash"], "11".repeat(32));
+    assert_eq!(b["result"]["confirmations"], TIP);
     let b = h.rpc("tx_get", json!(["ab".repeat(32)])).await;
     assert_eq!(b["result"], Value::Null);
+    let b = h.rpc("chain_getSpec", json!([])).await;
+    assert_eq!(
+        b["result"],
+        serde_json::to_value(h.node.chain_spec()).unwrap()
+    );
+    let b = h.rpc("tx_pending", json!([])).await;
+    assert_eq!(b["result"]["total"], 2);
+    let b = h.rpc("tx_pending", json!(["qb"])).await;
+    assert_eq!(
+        b["result"],
+        json!({"txs": [pending_dto("qb", 0)], "total": 1})
+    );
+    let b = h.rpc("tx_pending", json!(["bad!"])).await;
+    assert_eq!(b["error"]["code"], -32602);
     let b = h.rpc("account_get", json!(["qa"])).await;
     assert_eq!(b["result"]["balance"], 100);
     let b = h.rpc("account_get", json!(["bad!"])).await;
@@ -1069,4 +1161,66 @@ async fn ui_page_and_assets_are_static_with_a_strict_policy() {
         1.0
     );
     h.shutdown().await;
+}
+
+/// CORS: with `cors_origins` set, a preflight from a listed origin is answered 204 with the
+/// allowed origin, methods and headers (REST and the JSON-RPC endpoint alike), a preflight
+/// from another origin is a 403 error, and answers to allowed origins carry the origin; by
+/// default no CORS header is sent.
+#[tokio::test]
+async fn cors_preflight_allows_listed_origins_only() {
+    let config = ApiConfig {
+        cors_origins: CorsOrigins::parse("https://wallet.example").unwrap(),
+        ..ApiConfig::default()
+    };
+    let h = Harness::start(config).await;
+    let preflight = |path: &'static str, origin: &'static str| {
+        h.http
+            .request(reqwest::Method::OPTIONS, h.url(path))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "content-type")
+            .send()
+    };
+    for path in ["/", "/v1/txs"] {
+        let resp = preflight(path, "https://wallet.example").await.unwrap();
+        assert_eq!(resp.status(), 204, "{path}");
+        let hd = resp.headers();
+        assert_eq!(hd["access-control-allow-origin"], "https://wallet.example");
+        assert!(hd["access-control-allow-methods"]
+            .to_str()
+            .unwrap()
+            .contains("POST"));
+        assert_eq!(hd["access-control-allow-headers"], "content-type");
+    }
+    let resp = preflight("/", "https://evil.example").await.unwrap();
+    assert_eq!(resp.status(), 403);
+    assert!(resp.headers().get("access-control-allow-origin").is_none());
+    assert_error(&resp.json().await.unwrap(), "cors_refused");
+
+    let get = |origin: &'static str| {
+        h.http
+            .get(h.url("/v1/status"))
+            .header("origin", origin)
+            .send()
+    };
+    let resp = get("https://wallet.example").await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.headers()["access-control-allow-origin"],
+        "https://wallet.example"
+    );
+    let resp = get("https://evil.example").await.unwrap();
+    assert!(resp.headers().get("access-control-allow-origin").is_none());
+
+    let plain = Harness::start(ApiConfig::default()).await;
+    let resp = plain
+        .http
+        .get(plain.url("/v1/status"))
+        .header("origin", "https://wallet.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers().get("access-control-allow-origin").is_none());
 }

@@ -619,7 +619,7 @@ function showTx(tx) {
   fill("result", el("dl", { class: "kv" }, kv([
     ["hash", mono(tx.hash)],
     ["status", badge(tx.status, tx.status === "included" ? "ok" : "warn")],
-    ["block", tx.height === null || tx.height === undefined ? "–" : searchLink(String(tx.height), tx.height)],
+    ["block", tx.block_height === null || tx.block_height === undefined ? "–" : searchLink(String(tx.block_height), tx.block_height)],
     ["from", searchLink(tx.from, tx.from)],
     ["to", searchLink(tx.to, tx.to)],
     ["amount", String(tx.amount)],

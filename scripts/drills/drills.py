@@ -220,7 +220,7 @@ def check_transfers(ctx, d, hashes, recipients, from_height, timeout=90):
     d.fig("transfers_checked", len(hashes))
     # every node: same inclusion height, exact nonces and balances
     for x in hashes:
-        heights = {n.name: (n.rpc("tx_get", [x])[0] or {}).get("height") for n in nodes}
+        heights = {n.name: (n.rpc("tx_get", [x])[0] or {}).get("block_height") for n in nodes}
         d.check(len(set(heights.values())) == 1, f"transfer {x[:16]} at different heights: {heights}")
     counts = {}
     for (w, _, _) in ctx.txs.values():
@@ -362,7 +362,7 @@ def drill_two_regions(ctx):
         via = via_of[w]
         tx, _ = via.rpc("tx_get", [x])
         if tx and tx.get("status") == "included":
-            on_branch[x] = (via, tx["height"], via.hash_at(tx["height"]))
+            on_branch[x] = (via, tx["block_height"], via.hash_at(tx["block_height"]))
     d.fig("cut_off_transfers_in_branch_blocks", len(on_branch))
     ctx.snapshot("drill2-cut")
     reorgs_before = {n.name: metric(n, "qnet_reorgs_total") for n in cut_nodes}

@@ -255,6 +255,30 @@ impl Mempool {
             .collect()
     }
 
+    /// Up to `max` pending transactions sent by or to `address` (every one when `None`), by
+    /// sender then nonce, and how many match in all. A recipient filter reads every queue:
+    /// the pool is bounded (10,000 by default), so that is a short scan under its lock.
+    pub fn pending_of(
+        &self,
+        address: Option<&Address>,
+        max: usize,
+    ) -> (Vec<&SignedTransfer>, usize) {
+        let mut listed = Vec::new();
+        let mut total = 0;
+        let matching = self
+            .by_sender
+            .iter()
+            .flat_map(|(sender, queue)| queue.values().map(move |(_, tx)| (sender, tx)))
+            .filter(|(sender, tx)| address.is_none_or(|a| *sender == a || tx.transfer.to == *a));
+        for (_, tx) in matching {
+            total += 1;
+            if listed.len() < max {
+                listed.push(tx);
+            }
+        }
+        (listed, total)
+    }
+
     /// The next nonce the sender can use: the account nonce plus its gap-free pending run.
     pub fn pending_nonce(&self, address: &Address, account_nonce: u64) -> u64 {
         let Some(queue) = self.by_sender.get(address) else {
@@ -375,6 +399,29 @@ mod tests {
         assert_eq!(listed, expected);
         assert_eq!(p.pending(2).len(), 2);
         assert!(p.pending(0).is_empty());
+    }
+
+    #[test]
+    fn pending_of_filters_by_sender_or_recipient_and_counts_past_the_bound() {
+        let mut p = pool(10, 10);
+        p.insert(tx(1, 0, 1), &rich()).unwrap();
+        p.insert(tx(1, 1, 1), &rich()).unwrap();
+        let to_sender_2 = transfer(&key(3), address_of(&key(2)), 10, 1, 0);
+        p.insert(to_sender_2.clone(), &rich()).unwrap();
+        p.insert(tx(4, 0, 1), &rich()).unwrap();
+
+        let (all, total) = p.pending_of(None, 10);
+        assert_eq!((all.len(), total), (4, 4));
+        let (from_1, total) = p.pending_of(Some(&address_of(&key(1))), 1);
+        assert_eq!(total, 2, "the total counts past the bound");
+        assert_eq!(from_1, vec![&tx(1, 0, 1)]);
+        let (to_2, total) = p.pending_of(Some(&address_of(&key(2))), 10);
+        assert_eq!((to_2, total), (vec![&to_sender_2], 1));
+        // every `tx` goes to key 99
+        assert_eq!(p.pending_of(Some(&address_of(&key(99))), 10).1, 3);
+        let (none, total) = p.pending_of(Some(&address_of(&key(50))), 10);
+        assert!(none.is_empty());
+        assert_eq!(total, 0);
     }
 
     fn rich() -> Account {

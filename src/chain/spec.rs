@@ -30,6 +30,17 @@ fn default_slot_ms() -> u64 {
     DEFAULT_SLOT_MS
 }
 
+/// A slot of the schedule: when it starts and who produces in it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ScheduledSlot {
+    /// Slot number.
+    pub slot: u64,
+    /// Start of the slot, milliseconds since the Unix epoch.
+    pub start_ms: u64,
+    /// Public key of the slot's producer.
+    pub producer: [u8; 32],
+}
+
 /// The chain spec as written in the JSON file.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -199,6 +210,22 @@ impl ChainSpec {
             .saturating_add(slot.saturating_mul(self.slot_ms))
     }
 
+    /// The `n` slots after the one running at `now_ms`, each with its start and its producer
+    /// (a slot whose producer entry does not parse is left out, as no block can be made in it).
+    pub fn upcoming_slots(&self, now_ms: u64, n: usize) -> Vec<ScheduledSlot> {
+        let first = self.slot_at(now_ms).saturating_add(1);
+        (first..)
+            .take(n)
+            .filter_map(|slot| {
+                Some(ScheduledSlot {
+                    slot,
+                    start_ms: self.slot_start_ms(slot),
+                    producer: self.producer_for_slot(slot)?,
+                })
+            })
+            .collect()
+    }
+
     /// Initial accounts, in spec order.
     pub fn genesis_accounts(&self) -> Result<Vec<(Address, Account)>, SpecError> {
         let mut seen = BTreeSet::new();
@@ -314,6 +341,37 @@ pub(crate) mod tests {
 
     fn json(spec: &ChainSpec) -> String {
         serde_json::to_string(spec).unwrap()
+    }
+
+    #[test]
+    fn upcoming_slots_follow_the_running_one_round_robin() {
+        let spec = spec_with(&[&key(1), &key(2)], &[]);
+        let pk = |k: u8| key(k).verifying_key().to_bytes();
+        // 12_500 is inside slot 2 (genesis 10_000, 1 s slots)
+        let next = spec.upcoming_slots(12_500, 3);
+        assert_eq!(
+            next,
+            vec![
+                ScheduledSlot {
+                    slot: 3,
+                    start_ms: 13_000,
+                    producer: pk(2)
+                },
+                ScheduledSlot {
+                    slot: 4,
+                    start_ms: 14_000,
+                    producer: pk(1)
+                },
+                ScheduledSlot {
+                    slot: 5,
+                    start_ms: 15_000,
+                    producer: pk(2)
+                },
+            ]
+        );
+        // before genesis the schedule starts at slot 1 (slot 0 is genesis, never produced)
+        assert_eq!(spec.upcoming_slots(0, 1)[0].slot, 1);
+        assert!(spec.upcoming_slots(12_500, 0).is_empty());
     }
 
     #[test]

@@ -246,8 +246,12 @@ impl ChainStore {
         Ok(self.store.has_block(hash)?)
     }
 
-    /// A canonical transaction and where it is.
-    pub fn tx(&self, hash: &Hash) -> Result<Option<(SignedTransfer, TxLocation)>, ChainStoreError> {
+    /// A canonical transaction, where it is, and the header of its block (the API shows the
+    /// block's hash and time with the transaction).
+    pub fn tx(
+        &self,
+        hash: &Hash,
+    ) -> Result<Option<(SignedTransfer, TxLocation, BlockHeader)>, ChainStoreError> {
         let Some(location) = self.store.tx_location(hash)? else {
             return Ok(None);
         };
@@ -263,7 +267,7 @@ impl ChainStore {
             .get(index)
             .cloned()
             .ok_or_else(|| ChainStoreError::Corrupt("tx index out of block".into()))?;
-        Ok(Some((tx, location)))
+        Ok(Some((tx, location, block.header)))
     }
 
     /// An account in the canonical state (default if never written).

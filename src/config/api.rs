@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use clap::Args;
-use qnet_api::{ApiConfig, RateLimit};
+use qnet_api::{ApiConfig, CorsOrigins, RateLimit};
 
 use super::file::FileConfig;
 use super::value::parse_duration;
@@ -44,6 +44,10 @@ pub struct ApiArgs {
     /// Transaction submissions a client IP may send at once after a quiet period [default: 40].
     #[arg(long, env = "QNET_API_TX_BURST")]
     pub api_tx_burst: Option<u32>,
+    /// Origins whose browser pages may call the API (REST and JSON-RPC over HTTP): a
+    /// comma-separated list of `http(s)://host[:port]`, or `*` for any [default: none].
+    #[arg(long, env = "QNET_API_CORS_ORIGINS")]
+    pub api_cors_origins: Option<String>,
 }
 
 /// The API limits: flag, else file, else default; counts must be at least 1.
@@ -123,6 +127,16 @@ pub fn resolve(args: &ApiArgs, file: &FileConfig) -> Result<ApiConfig, ConfigErr
             per_second: rate,
             burst,
         }),
+        cors_origins: match args
+            .api_cors_origins
+            .as_deref()
+            .or(file.api_cors_origins.as_deref())
+        {
+            Some(value) => {
+                CorsOrigins::parse(value).map_err(|e| invalid("--api-cors-origins", e))?
+            }
+            None => CorsOrigins::None,
+        },
         ..d
     })
 }
@@ -166,6 +180,32 @@ mod tests {
             ..FileConfig::default()
         };
         assert!(resolve(&ApiArgs::default(), &bad).is_err());
+    }
+
+    #[test]
+    fn cors_origins_from_flag_or_file_and_a_bad_one_is_refused() {
+        let file = FileConfig {
+            api_cors_origins: Some("https://wallet.example".into()),
+            ..FileConfig::default()
+        };
+        assert_eq!(
+            resolve(&ApiArgs::default(), &file).unwrap().cors_origins,
+            CorsOrigins::List(vec!["https://wallet.example".into()])
+        );
+        let star = ApiArgs {
+            api_cors_origins: Some("*".into()),
+            ..ApiArgs::default()
+        };
+        assert_eq!(
+            resolve(&star, &file).unwrap().cors_origins,
+            CorsOrigins::Any
+        );
+        let bad = ApiArgs {
+            api_cors_origins: Some("wallet.example".into()),
+            ..ApiArgs::default()
+        };
+        let err = resolve(&bad, &FileConfig::default()).unwrap_err();
+        assert!(err.to_string().contains("--api-cors-origins"), "{err}");
     }
 
     #[test]

@@ -73,6 +73,8 @@ pub struct FileConfig {
     pub api_tx_rate: Option<u32>,
     /// See `--api-tx-burst`.
     pub api_tx_burst: Option<u32>,
+    /// See `--api-cors-origins`.
+    pub api_cors_origins: Option<String>,
 }
 
 impl FileConfig {

@@ -19,7 +19,7 @@ use crate::chain::account::Account;
 use crate::chain::block::{Block, BlockHeader, MAX_BLOCK_TXS};
 use crate::chain::mempool::{CheckedTransfer, Mempool, MempoolConfig, MempoolError};
 use crate::chain::signatures::Verified;
-use crate::chain::spec::ChainSpec;
+use crate::chain::spec::{ChainSpec, ScheduledSlot};
 use crate::chain::store::{AccountReader, ChainStore, ChainStoreError, ImportOutcome};
 use crate::chain::tx::{Address, SignedTransfer};
 use crate::chain::validate::RejectReason;
@@ -95,8 +95,33 @@ impl ImportError {
 pub enum TxLookup {
     /// In the mempool.
     Pending(SignedTransfer),
-    /// In the canonical chain at `height`.
-    Included(SignedTransfer, u64),
+    /// In the canonical chain.
+    Included(SignedTransfer, Inclusion),
+}
+
+/// The block of the canonical chain holding a transaction, read under one store lock with the
+/// head, so the confirmations agree with the block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inclusion {
+    /// Height of the including block.
+    pub height: u64,
+    /// Hash of the including block.
+    pub block_hash: Hash,
+    /// Position of the transaction in the block, from 0.
+    pub index: u32,
+    /// Timestamp of the including block, milliseconds since the Unix epoch.
+    pub timestamp_ms: u64,
+    /// Height of the head when the lookup was made.
+    pub head_height: u64,
+}
+
+impl Inclusion {
+    /// Blocks from the including one to the head, both counted: 1 while it is the head.
+    pub fn confirmations(&self) -> u64 {
+        self.head_height
+            .saturating_sub(self.height)
+            .saturating_add(1)
+    }
 }
 
 /// The chain as the node's tasks and API use it.
@@ -239,6 +264,11 @@ impl ChainRuntime {
     /// The chain spec.
     pub fn spec(&self) -> &ChainSpec {
         &self.spec
+    }
+
+    /// The `n` slots after the running one, by the node's clock.
+    pub fn upcoming_slots(&self, n: usize) -> Vec<ScheduledSlot> {
+        self.spec.upcoming_slots(self.clock.now_ms(), n)
     }
 
     /// The genesis hash.
@@ -656,9 +686,32 @@ impl ChainRuntime {
         if let Some(tx) = lock(&self.mempool).get(hash) {
             return Ok(Some(TxLookup::Pending(tx.clone())));
         }
-        Ok(lock(&self.store)
-            .tx(hash)?
-            .map(|(tx, at)| TxLookup::Included(tx, at.height)))
+        let store = lock(&self.store);
+        let head_height = store.head().height;
+        Ok(store.tx(hash)?.map(|(tx, at, header)| {
+            TxLookup::Included(
+                tx,
+                Inclusion {
+                    height: at.height,
+                    block_hash: header.hash(),
+                    index: at.index,
+                    timestamp_ms: header.timestamp_ms,
+                    head_height,
+                },
+            )
+        }))
+    }
+
+    /// Up to `max` pending transactions sent by or to `address` (all when `None`), by sender
+    /// then nonce, and how many match in all.
+    pub fn pending_of(
+        &self,
+        address: Option<&Address>,
+        max: usize,
+    ) -> (Vec<SignedTransfer>, usize) {
+        let pool = lock(&self.mempool);
+        let (listed, total) = pool.pending_of(address, max);
+        (listed.into_iter().cloned().collect(), total)
     }
 
     /// An account and the next nonce counting pending transactions.
@@ -711,6 +764,21 @@ mod tests {
     use crate::chain::tx::Transfer;
     use crate::chain::tx::TxError;
     use crate::clock::ManualClock;
+
+    #[test]
+    fn confirmations_count_the_including_block_and_every_block_above() {
+        let at = |head_height| Inclusion {
+            height: 5,
+            block_hash: [0; 32],
+            index: 0,
+            timestamp_ms: 0,
+            head_height,
+        };
+        assert_eq!(at(5).confirmations(), 1);
+        assert_eq!(at(7).confirmations(), 3);
+        // a head read below the block (a reorg between the reads) never underflows
+        assert_eq!(at(3).confirmations(), 1);
+    }
 
     fn runtime(
         dir: &tempfile::TempDir,
@@ -778,9 +846,17 @@ mod tests {
             relay.try_recv(),
             Ok(Relay::Block { from: None, .. })
         ));
+        let inclusion = Inclusion {
+            height: 1,
+            block_hash: header.hash(),
+            index: 0,
+            timestamp_ms: header.timestamp_ms,
+            head_height: 1,
+        };
+        assert_eq!(inclusion.confirmations(), 1);
         assert_eq!(
             rt.tx(&hash).unwrap(),
-            Some(TxLookup::Included(tx.clone(), 1))
+            Some(TxLookup::Included(tx.clone(), inclusion))
         );
         let (account, pending) = rt.account(&alice_addr).unwrap();
         assert_eq!((account.balance, account.nonce, pending), (989, 1, 1));
@@ -955,10 +1031,10 @@ mod tests {
         // slot 2 is p1's: the transfer goes into a1
         let a1 = rt.produce(2).unwrap();
         assert_eq!((a1.height, a1.tx_count), (1, 1));
-        assert_eq!(
+        assert!(matches!(
             rt.tx(&hash).unwrap(),
-            Some(TxLookup::Included(tx.clone(), 1))
-        );
+            Some(TxLookup::Included(_, Inclusion { height: 1, .. }))
+        ));
         // p2's block at slot 1 on genesis: same height, earlier slot, so fork choice prefers it
         let template = |slot: u64, height: u64, parent: Hash| crate::chain::block::BlockTemplate {
             chain_id: "t".into(),
@@ -984,7 +1060,19 @@ mod tests {
         clock.set(14_100);
         let a2 = rt.produce(4).unwrap();
         assert_eq!((a2.height, a2.tx_count, a2.parent_hash), (2, 1, b1.hash()));
-        assert_eq!(rt.tx(&hash).unwrap(), Some(TxLookup::Included(tx, 2)));
+        assert_eq!(
+            rt.tx(&hash).unwrap(),
+            Some(TxLookup::Included(
+                tx,
+                Inclusion {
+                    height: 2,
+                    block_hash: a2.hash(),
+                    index: 0,
+                    timestamp_ms: a2.timestamp_ms,
+                    head_height: 2,
+                }
+            ))
+        );
         let (account, _) = rt.account(&alice_addr).unwrap();
         assert_eq!((account.balance, account.nonce), (989, 1));
         assert_eq!(rt.metrics.mempool.get(), 0);

@@ -4,9 +4,9 @@
 use std::sync::Arc;
 
 use qnet_api::dto::{
-    AccountDto, BlockDto, BlockTxs, FailoverDto, FailoverEventDto, HeadDto, LinkDto,
-    LinkKind as LinkKindDto, PeerDto, PeersDto, RegionDto, RegionsDto, StatusDto, TopologyDto,
-    TxDto, TxStatus,
+    AccountDto, BlockDto, BlockTxs, ChainSpecDto, FailoverDto, FailoverEventDto, HeadDto, LinkDto,
+    LinkKind as LinkKindDto, PeerDto, PeersDto, PendingTxsDto, RegionDto, RegionsDto,
+    ScheduledSlotDto, StatusDto, TopologyDto, TxDto, TxStatus, MAX_PENDING_LISTED, UPCOMING_SLOTS,
 };
 use qnet_api::{NodeService, ServiceError};
 use tokio::net::TcpListener;
@@ -14,7 +14,7 @@ use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 use tracing::warn;
 
-use super::chain::{self, TxLookup};
+use super::chain::{self, Inclusion, TxLookup};
 use super::{decisions, NodeError, NodeShared};
 use crate::chain::block::Block;
 use crate::chain::tx::{Address, SignedTransfer};
@@ -182,23 +182,46 @@ impl NodeService for Service {
         }
     }
 
+    fn chain_spec(&self) -> ChainSpecDto {
+        let chain = &self.shared.chain;
+        let spec = chain.spec();
+        ChainSpecDto {
+            chain_id: spec.chain_id.clone(),
+            genesis_time_ms: spec.genesis_time_ms,
+            genesis_hash: to_hex(&chain.genesis_hash()),
+            slot_ms: spec.slot_ms,
+            producers: spec.producer_keys().iter().map(|k| to_hex(k)).collect(),
+            next_slots: chain
+                .upcoming_slots(UPCOMING_SLOTS)
+                .into_iter()
+                .map(|s| ScheduledSlotDto {
+                    slot: s.slot,
+                    start_ms: s.start_ms,
+                    producer: to_hex(&s.producer),
+                })
+                .collect(),
+        }
+    }
+
     fn head(&self) -> Option<HeadDto> {
         Some(chain::head_dto(&self.shared.chain.head()))
     }
 
     fn block_by_height(&self, height: u64, full: bool) -> Result<Option<BlockDto>, ServiceError> {
+        let head_height = self.shared.chain.head().height;
         let block = self
             .shared
             .chain
             .block_by_height(height)
             .map_err(internal)?;
-        Ok(block.map(|b| block_dto(&b, full)))
+        Ok(block.map(|b| block_dto(&b, full.then_some(head_height))))
     }
 
     fn block_by_hash(&self, hash: &str, full: bool) -> Result<Option<BlockDto>, ServiceError> {
         let hash = parse_hash(hash)?;
+        let head_height = self.shared.chain.head().height;
         let block = self.shared.chain.block_by_hash(&hash).map_err(internal)?;
-        Ok(block.map(|b| block_dto(&b, full)))
+        Ok(block.map(|b| block_dto(&b, full.then_some(head_height))))
     }
 
     fn blocks(&self, from: u64, limit: u32) -> Result<Vec<BlockDto>, ServiceError> {
@@ -207,7 +230,7 @@ impl NodeService for Service {
             .chain
             .blocks_from(from, limit as usize)
             .map_err(internal)?;
-        Ok(blocks.iter().map(|b| block_dto(b, false)).collect())
+        Ok(blocks.iter().map(|b| block_dto(b, None)).collect())
     }
 
     fn tx(&self, hash: &str) -> Result<Option<TxDto>, ServiceError> {
@@ -218,9 +241,25 @@ impl NodeService for Service {
             .tx(&hash)
             .map_err(internal)?
             .map(|found| match found {
-                TxLookup::Pending(tx) => tx_dto(&tx, TxStatus::Pending, None),
-                TxLookup::Included(tx, height) => tx_dto(&tx, TxStatus::Included, Some(height)),
+                TxLookup::Pending(tx) => tx_dto(&tx, None),
+                TxLookup::Included(tx, at) => tx_dto(&tx, Some(&at)),
             }))
+    }
+
+    fn pending_txs(&self, address: Option<&str>) -> Result<PendingTxsDto, ServiceError> {
+        let address = address
+            .map(|a| {
+                Address::parse(a).map_err(|e| ServiceError::InvalidParams(format!("address: {e}")))
+            })
+            .transpose()?;
+        let (txs, total) = self
+            .shared
+            .chain
+            .pending_of(address.as_ref(), MAX_PENDING_LISTED);
+        Ok(PendingTxsDto {
+            txs: txs.iter().map(|tx| tx_dto(tx, None)).collect(),
+            total: total as u64,
+        })
     }
 
     fn submit_tx(&self, raw: &[u8]) -> Result<String, ServiceError> {
@@ -269,7 +308,8 @@ fn parse_hash(hex: &str) -> Result<Hash, ServiceError> {
         .ok_or_else(|| ServiceError::InvalidParams("hash must be 64 hex characters".into()))
 }
 
-fn tx_dto(tx: &SignedTransfer, status: TxStatus, height: Option<u64>) -> TxDto {
+/// A transaction as the API shows it: pending when `at` is `None`.
+fn tx_dto(tx: &SignedTransfer, at: Option<&Inclusion>) -> TxDto {
     let t = &tx.transfer;
     TxDto {
         hash: to_hex(&tx.hash()),
@@ -278,29 +318,50 @@ fn tx_dto(tx: &SignedTransfer, status: TxStatus, height: Option<u64>) -> TxDto {
         amount: t.amount,
         fee: t.fee,
         nonce: t.nonce,
-        status,
-        height,
+        status: if at.is_some() {
+            TxStatus::Included
+        } else {
+            TxStatus::Pending
+        },
+        block_height: at.map(|a| a.height),
+        block_hash: at.map(|a| to_hex(&a.block_hash)),
+        index: at.map(|a| a.index),
+        timestamp_ms: at.map(|a| a.timestamp_ms),
+        confirmations: at.map_or(0, Inclusion::confirmations),
     }
 }
 
-/// A block as the API shows it; `full` lists whole transactions instead of hashes.
-pub fn block_dto(b: &Block, full: bool) -> BlockDto {
+/// A block as the API shows it: transaction hashes, or with `full_at_head` whole transactions
+/// whose confirmations count from that head height (read just before the block: a block that
+/// became the head in between still counts 1).
+pub fn block_dto(b: &Block, full_at_head: Option<u64>) -> BlockDto {
     let h = &b.header;
     let height = h.height;
+    let block_hash = b.hash();
     BlockDto {
         height,
-        hash: to_hex(&b.hash()),
+        hash: to_hex(&block_hash),
         parent_hash: to_hex(&h.parent_hash),
         slot: h.slot,
         timestamp_ms: h.timestamp_ms,
         producer: to_hex(&h.producer),
         tx_root: to_hex(&h.tx_root),
         tx_count: u64::from(h.tx_count),
-        txs: if full {
+        txs: if let Some(head_height) = full_at_head {
             BlockTxs::Full(
                 b.txs
                     .iter()
-                    .map(|tx| tx_dto(tx, TxStatus::Included, Some(height)))
+                    .zip(0u32..)
+                    .map(|(tx, index)| {
+                        let at = Inclusion {
+                            height,
+                            block_hash,
+                            index,
+                            timestamp_ms: h.timestamp_ms,
+                            head_height,
+                        };
+                        tx_dto(tx, Some(&at))
+                    })
                     .collect(),
             )
         } else {

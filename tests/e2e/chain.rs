@@ -14,7 +14,9 @@ use qnet_node::net::server::connect;
 use qnet_node::net::{LocalInfo, Message};
 use serde_json::{json, Value};
 
-use crate::common::{get_json, series_value, test_dir, wait_for, NodeProcess, NodeSpec};
+use crate::common::{
+    get_json, run_to_exit, series_value, test_dir, wait_for, NodeProcess, NodeSpec,
+};
 
 const FAUCET_BALANCE: u64 = 1_000_000;
 
@@ -120,6 +122,11 @@ async fn agree(nodes: &[&NodeProcess], upto: u64) -> Option<()> {
 }
 
 pub(crate) fn start(spec: &NodeSpec, net: &Net, bootstrap: &[&NodeSpec]) -> NodeProcess {
+    start_with(spec, net, bootstrap, &[])
+}
+
+/// As [`start`], with more flags.
+fn start_with(spec: &NodeSpec, net: &Net, bootstrap: &[&NodeSpec], flags: &[&str]) -> NodeProcess {
     let mut s = spec.clone();
     s.bootstrap = bootstrap.iter().map(|b| b.p2p_addr()).collect();
     s.extra = vec![
@@ -129,6 +136,7 @@ pub(crate) fn start(spec: &NodeSpec, net: &Net, bootstrap: &[&NodeSpec]) -> Node
         "--strategy-settle-time".into(),
         "1s".into(),
     ];
+    s.extra.extend(flags.iter().map(|f| f.to_string()));
     NodeProcess::start(s)
 }
 
@@ -830,4 +838,160 @@ async fn node_without_a_spec_waits_for_a_late_bootstrap_peer_and_adopts_its_chai
         !b.spec.data_dir.join("dev-account.key").exists(),
         "b made its own dev chain"
     );
+}
+
+/// What a wallet reads: a preflight from its page's origin answered, another origin's refused;
+/// the chain and its next 10 slots (REST and JSON-RPC agree with the
+/// spec); a transfer held back by a nonce gap stays `pending` (block fields null, 0
+/// confirmations) and is listed in the mempool by sender and by recipient while blocks pass;
+/// once the gap is filled it is `included` at a block whose hash, time and transaction list
+/// agree with the answer, the mempool is empty, and its confirmations rise with the head.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wallet_reads_the_schedule_and_a_transfer_pending_then_included() {
+    let root = test_dir("chain_tx_status");
+    let specs = [NodeSpec::new(&root, "a", "eu", "super")];
+    let net = chain_for(&specs, &root, 500);
+    let wallet_page = "https://wallet.example";
+    let a = start_with(&specs[0], &net, &[], &["--api-cors-origins", wallet_page]);
+    a.wait_ready("a ready", Duration::from_secs(15)).await;
+
+    // a wallet page on another origin may call JSON-RPC; other origins are refused
+    let preflight = |origin: &'static str| {
+        reqwest::Client::new()
+            .request(reqwest::Method::OPTIONS, a.url("/"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "content-type")
+            .send()
+    };
+    let allowed = preflight(wallet_page).await.expect("preflight answered");
+    assert_eq!(allowed.status(), 204);
+    assert_eq!(
+        allowed.headers()["access-control-allow-origin"],
+        wallet_page
+    );
+    let refused = preflight("https://evil.example")
+        .await
+        .expect("preflight answered");
+    assert_eq!(refused.status(), 403);
+    assert!(refused
+        .headers()
+        .get("access-control-allow-origin")
+        .is_none());
+    // the chain and its schedule, by REST and JSON-RPC alike
+    let spec = rpc(&a, "chain_getSpec", json!([])).await["result"].clone();
+    assert_eq!(spec["chain_id"], net.spec.chain_id.as_str(), "{spec}");
+    assert_eq!(
+        spec["genesis_hash"],
+        to_hex(&net.spec.genesis_hash()),
+        "{spec}"
+    );
+    assert_eq!(spec["slot_ms"], 500, "{spec}");
+    let next = spec["next_slots"].as_array().expect("next_slots");
+    assert_eq!(next.len(), 10, "{spec}");
+    let first = next[0]["slot"].as_u64().expect("slot");
+    for (i, s) in (0u64..).zip(next) {
+        let slot = first + i;
+        assert_eq!(s["slot"], slot, "{spec}");
+        assert_eq!(s["start_ms"], net.spec.slot_start_ms(slot), "{spec}");
+        let producer = net.spec.producer_for_slot(slot).expect("producer");
+        assert_eq!(s["producer"], to_hex(&producer), "{spec}");
+    }
+    let rest = get_json(&a.url("/v1/chain")).await.expect("GET /v1/chain");
+    assert_eq!(rest["genesis_hash"], spec["genesis_hash"]);
+
+    let tx_get = |hash: String| {
+        let a = &a;
+        async move { rpc(a, "tx_get", json!([hash])).await["result"].clone() }
+    };
+
+    let alice = Identity::generate();
+    let first = transfer(&net.spec.chain_id, &net.faucet, address(&alice), 5, 0);
+    let second = transfer(&net.spec.chain_id, &net.faucet, address(&alice), 7, 1);
+    let sent = rpc(&a, "tx_send", json!([to_hex(&second.encode())])).await;
+    let hash = sent["result"].as_str().expect("tx hash").to_string();
+    let before = height(&a).await.expect("height");
+    wait_for(
+        "two blocks after the send",
+        Duration::from_secs(10),
+        || async { (height(&a).await? >= before + 2).then_some(()) },
+    )
+    .await;
+    let pending = tx_get(hash.clone()).await;
+    assert_eq!(pending["status"], "pending", "{pending}");
+    for field in ["block_height", "block_hash", "index", "timestamp_ms"] {
+        assert!(pending[field].is_null(), "{field}: {pending}");
+    }
+    assert_eq!(pending["confirmations"], 0, "{pending}");
+    let rest = get_json(&a.url(&format!("/v1/txs/{hash}"))).await;
+    assert_eq!(rest.as_ref(), Some(&pending), "REST and JSON-RPC differ");
+    // listed among the pending transfers of its sender and of its recipient
+    let to_alice = address(&alice).to_string();
+    let listed = json!({"txs": [pending.clone()], "total": 1});
+    let pool = get_json(&a.url(&format!("/v1/mempool?address={to_alice}"))).await;
+    assert_eq!(pool.as_ref(), Some(&listed), "REST mempool");
+    let from_faucet = address(&net.faucet).to_string();
+    let pool = rpc(&a, "tx_pending", json!([from_faucet])).await;
+    assert_eq!(pool["result"], listed, "tx_pending");
+
+    rpc(&a, "tx_send", json!([to_hex(&first.encode())])).await["result"]
+        .as_str()
+        .expect("tx hash");
+    let included = wait_for("the transfer included", Duration::from_secs(10), || async {
+        let tx = tx_get(hash.clone()).await;
+        (tx["status"] == "included").then_some(tx)
+    })
+    .await;
+    let at = included["block_height"].as_u64().expect("block_height");
+    let block = get_json(&a.url(&format!("/v1/blocks/{at}")))
+        .await
+        .expect("block");
+    assert_eq!(included["block_hash"], block["hash"], "{included}");
+    assert_eq!(
+        included["timestamp_ms"], block["timestamp_ms"],
+        "{included}"
+    );
+    let index = included["index"].as_u64().expect("index") as usize;
+    assert_eq!(block["txs"][index], json!(hash), "{block}");
+    let confirmed = included["confirmations"].as_u64().expect("confirmations");
+    assert!(confirmed >= 1, "{included}");
+    let pool = rpc(&a, "tx_pending", json!([])).await;
+    assert_eq!(
+        pool["result"],
+        json!({"txs": [], "total": 0}),
+        "mempool emptied"
+    );
+
+    wait_for("two blocks on top", Duration::from_secs(10), || async {
+        (height(&a).await? > at + confirmed).then_some(())
+    })
+    .await;
+    let later = tx_get(hash.clone()).await;
+    let head = height(&a).await.expect("height");
+    let now = later["confirmations"].as_u64().expect("confirmations");
+    assert!(now >= confirmed + 2, "confirmations {confirmed} then {now}");
+    assert!(
+        now <= head - at + 1,
+        "{now} confirmations at head {head}, block {at}"
+    );
+    assert_eq!(later["block_hash"], included["block_hash"]);
+}
+
+/// A malformed `--api-cors-origins` stops the node at start-up with an error naming the flag.
+#[test]
+fn a_bad_cors_origin_is_a_start_up_error() {
+    let root = test_dir("chain_bad_cors");
+    let data_dir = root.join("data").display().to_string();
+    let (code, stderr) = run_to_exit(
+        &[
+            "--data-dir",
+            &data_dir,
+            "--api-cors-origins",
+            "wallet.example",
+        ],
+        Duration::from_secs(30),
+    );
+    assert!(matches!(code, Some(c) if c != 0), "exited with {code:?}");
+    assert!(stderr.contains("--api-cors-origins"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
 }

@@ -34,6 +34,8 @@ pub mod code {
     pub const TIMEOUT: &str = "timeout";
     /// A failure inside the node.
     pub const INTERNAL: &str = "internal";
+    /// A CORS preflight from an origin that is not allowed (`--api-cors-origins`).
+    pub const CORS_REFUSED: &str = "cors_refused";
 }
 
 /// An error answer of the REST API.

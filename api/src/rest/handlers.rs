@@ -8,8 +8,8 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use crate::dto::{
-    AccountDto, BlockDto, BlocksDto, ErrorBody, FailoverDto, HealthDto, PeersDto, RegionsDto,
-    StatusDto, SubmitTxDto, TopologyDto, TxDto, TxHashDto,
+    AccountDto, BlockDto, BlocksDto, ChainSpecDto, ErrorBody, FailoverDto, HealthDto, PeersDto,
+    PendingTxsDto, RegionsDto, StatusDto, SubmitTxDto, TopologyDto, TxDto, TxHashDto,
 };
 use crate::params;
 use crate::rest::error::RestError;
@@ -55,6 +55,15 @@ pub struct BlocksQuery {
     /// Number of blocks, 1 to 100 (default 20).
     #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
+}
+
+/// Query parameter filtering pending transactions.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct MempoolQuery {
+    /// Only transactions sent by or to this address (default: every one).
+    #[param(pattern = r"^q[0-9a-fA-F]{48}$")]
+    pub address: Option<String>,
 }
 
 /// Liveness: 200 while the process runs.
@@ -248,6 +257,34 @@ pub async fn tx(
         .await??
         .map(Json)
         .ok_or_else(|| RestError::not_found("no such transaction"))
+}
+
+/// Pending transactions, by sender then nonce, at most 1,000; `total` counts every match.
+#[utoipa::path(get, path = "/v1/mempool", tag = "chain", params(MempoolQuery),
+    responses(
+        (status = 200, description = "pending transactions", body = PendingTxsDto),
+        (status = 400, description = "malformed address", body = ErrorBody),
+        (status = 500, description = "node failure", body = ErrorBody),
+        (status = 503, description = "unavailable or timed out", body = ErrorBody),
+    ))]
+pub async fn mempool(
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<MempoolQuery>,
+) -> Result<Json<PendingTxsDto>, RestError> {
+    Ok(Json(
+        run(&state, move |s| s.pending_txs(q.address.as_deref())).await??,
+    ))
+}
+
+/// The chain: id, genesis, slot length, producers and the next 10 slots of the schedule.
+#[utoipa::path(get, path = "/v1/chain", tag = "chain",
+    responses(
+        (status = 200, description = "the chain and its schedule", body = ChainSpecDto),
+        (status = 500, description = "node failure", body = ErrorBody),
+        (status = 503, description = "unavailable or timed out", body = ErrorBody),
+    ))]
+pub async fn chain(State(state): State<AppState>) -> Result<Json<ChainSpecDto>, RestError> {
+    Ok(Json(run(&state, |s| s.chain_spec()).await?))
 }
 
 /// Submits a signed transaction (hex of its canonical encoding) to the mempool.

@@ -63,6 +63,8 @@ pub fn routes(state: AppState) -> Router {
         .route("/v1/blocks/hash/{hash}", get(handlers::block_by_hash))
         .route("/v1/txs", post(handlers::submit_tx))
         .route("/v1/txs/{hash}", get(handlers::tx))
+        .route("/v1/mempool", get(handlers::mempool))
+        .route("/v1/chain", get(handlers::chain))
         .route("/v1/accounts/{address}", get(handlers::account))
         .route("/metrics", get(handlers::metrics))
         .route("/openapi.yaml", get(handlers::openapi))

@@ -11,7 +11,8 @@ use tokio::sync::broadcast::error::RecvError;
 
 use crate::config::ApiConfig;
 use crate::dto::{
-    AccountDto, BlockDto, FailoverDto, HeadDto, PeersDto, RegionsDto, StatusDto, TopologyDto, TxDto,
+    AccountDto, BlockDto, ChainSpecDto, FailoverDto, HeadDto, PeersDto, PendingTxsDto, RegionsDto,
+    StatusDto, TopologyDto, TxDto,
 };
 use crate::metrics::ApiMetrics;
 use crate::params;
@@ -25,6 +26,10 @@ pub const NEW_HEAD_NOTIFICATION: &str = "chain_newHead";
 /// JSON-RPC 2.0 methods of a qnet node (positional parameters).
 #[rpc(server)]
 pub trait QnetRpc {
+    /// Chain id, genesis, slot length, producers and the next 10 slots of the schedule.
+    #[method(name = "chain_getSpec", blocking)]
+    fn chain_get_spec(&self) -> RpcResult<ChainSpecDto>;
+
     /// Head of the best chain, or null.
     #[method(name = "chain_getHead", blocking)]
     fn chain_get_head(&self) -> RpcResult<Option<HeadDto>>;
@@ -64,6 +69,10 @@ pub trait QnetRpc {
     /// Transaction by hash, or null.
     #[method(name = "tx_get", blocking)]
     fn tx_get(&self, hash: String) -> RpcResult<Option<TxDto>>;
+
+    /// Pending transactions sent by or to an address (every one without it), at most 1,000.
+    #[method(name = "tx_pending", blocking)]
+    fn tx_pending(&self, address: Option<String>) -> RpcResult<PendingTxsDto>;
 
     /// Account by address, or null.
     #[method(name = "account_get", blocking)]
@@ -116,6 +125,10 @@ impl RpcHandler {
 }
 
 impl QnetRpcServer for RpcHandler {
+    fn chain_get_spec(&self) -> RpcResult<ChainSpecDto> {
+        Ok(self.service.chain_spec())
+    }
+
     fn chain_get_head(&self) -> RpcResult<Option<HeadDto>> {
         Ok(self.service.head())
     }
@@ -205,6 +218,12 @@ impl QnetRpcServer for RpcHandler {
     fn tx_get(&self, hash: String) -> RpcResult<Option<TxDto>> {
         let hash = params::parse_hash(&hash).map_err(codes::invalid_params)?;
         self.service.tx(&hash).map_err(codes::service_error)
+    }
+
+    fn tx_pending(&self, address: Option<String>) -> RpcResult<PendingTxsDto> {
+        self.service
+            .pending_txs(address.as_deref())
+            .map_err(codes::service_error)
     }
 
     fn account_get(&self, address: String) -> RpcResult<Option<AccountDto>> {

@@ -102,9 +102,10 @@ fn linear_import_updates_head_state_and_indexes() {
         chain.blocks_from(1, 10).unwrap(),
         vec![b1.clone(), b2.clone()]
     );
-    let (tx, location) = chain.tx(&b1.txs[1].hash()).unwrap().unwrap();
+    let (tx, location, header) = chain.tx(&b1.txs[1].hash()).unwrap().unwrap();
     assert_eq!(tx, b1.txs[1]);
     assert_eq!((location.height, location.index), (1, 1));
+    assert_eq!(header, b1.header);
     assert!(chain.tx(&[0; 32]).unwrap().is_none());
 }
 
