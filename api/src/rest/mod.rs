@@ -28,7 +28,7 @@ pub struct AppState {
 
 /// Every REST route template with the status it answers on success (the label a fresh
 /// node's request counters start at; kept beside [`routes`], which must route each).
-pub const ROUTES: [(&str, u16); 16] = [
+pub const ROUTES: [(&str, u16); 18] = [
     ("/health/live", 200),
     ("/health/ready", 200),
     ("/v1/status", 200),
@@ -43,6 +43,8 @@ pub const ROUTES: [(&str, u16); 16] = [
     ("/v1/txs", 202),
     ("/v1/txs/{hash}", 200),
     ("/v1/accounts/{address}", 200),
+    ("/v1/mempool", 200),
+    ("/v1/chain", 200),
     ("/metrics", 200),
     ("/openapi.yaml", 200),
 ];
