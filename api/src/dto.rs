@@ -116,6 +116,16 @@ pub enum LinkKind {
     Bridge,
 }
 
+/// Whether a planned link's data-plane connection is open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LinkState {
+    /// The router plans the link; no connection is open (yet, or it failed).
+    Planned,
+    /// The router plans the link and its connection is open.
+    Open,
+}
+
 /// A link the router currently uses.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct LinkDto {
@@ -125,6 +135,8 @@ pub struct LinkDto {
     pub region: String,
     /// Kind of link.
     pub kind: LinkKind,
+    /// Whether its connection is open.
+    pub state: LinkState,
 }
 
 /// Routing strategy and the links in use.

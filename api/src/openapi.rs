@@ -51,6 +51,7 @@ pub const REGENERATE_COMMAND: &str = "QNET_UPDATE_OPENAPI=1 cargo test -p qnet-a
         dto::TopologyDto,
         dto::LinkDto,
         dto::LinkKind,
+        dto::LinkState,
         dto::FailoverDto,
         dto::FailoverEventDto,
         dto::BlockDto,

@@ -158,6 +158,7 @@ impl NodeService for FakeNode {
                 peer: "n2".into(),
                 region: "na".into(),
                 kind: LinkKind::Bridge,
+                state: LinkState::Open,
             }],
         }
     }

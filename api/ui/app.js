@@ -407,8 +407,9 @@ function meter(value, tone) {
     svg("rect", { class: "meter-fill tone-" + tone, x: 0, y: 0, width, height: 6, rx: 3 }));
 }
 
-// The API reports the links this node's router has planned (peer, region, kind), not
-// whether each connection is open; the graph says exactly that.
+// The API reports the links this node's router has planned (peer, region, kind) and whether
+// each one's data-plane connection is open: an edge is solid when every link to that region
+// is open, dashed while any is only planned.
 function renderGraph() {
   const t = state.topology;
   const s = state.status;
@@ -427,13 +428,21 @@ function renderGraph() {
   });
   const cross = new Map();
   let inRegion = 0;
+  let inRegionOpen = 0;
   for (const link of t.links) {
-    if (link.kind === "in_region") inRegion += 1;
-    else cross.set(link.region, (cross.get(link.region) || 0) + 1);
+    if (link.kind === "in_region") {
+      inRegion += 1;
+      if (link.state === "open") inRegionOpen += 1;
+    } else {
+      const c = cross.get(link.region) || { count: 0, open: 0 };
+      c.count += 1;
+      if (link.state === "open") c.open += 1;
+      cross.set(link.region, c);
+    }
   }
   const edges = [];
   const from = pos.get(own);
-  for (const [region, count] of cross) {
+  for (const [region, { count, open }] of cross) {
     const to = pos.get(region);
     if (!from || !to) continue;
     // the label sits beside the middle of the edge, on the side away from the centre
@@ -446,11 +455,13 @@ function renderGraph() {
       nx = -nx;
       ny = -ny;
     }
-    edges.push(svg("g", { class: "edge" },
-      svg("line", { x1: from.x, y1: from.y, x2: to.x, y2: to.y, class: "edge-planned" }),
+    const allOpen = open === count;
+    const label = allOpen ? "open" : open > 0 ? open + " of " + count + " open" : "planned";
+    edges.push(svg("g", { class: "edge", "data-region": region, "data-state": allOpen ? "open" : "planned" },
+      svg("line", { x1: from.x, y1: from.y, x2: to.x, y2: to.y, class: allOpen ? "edge-open" : "edge-planned" }),
       svg("text", { x: mx + nx * 14, y: my + ny * 14 + 4, class: "edge-label",
         "text-anchor": nx > 0.3 ? "start" : nx < -0.3 ? "end" : "middle" },
-        "planned" + (count > 1 ? " ×" + count : ""))));
+        label + (allOpen && count > 1 ? " ×" + count : ""))));
   }
   const vertices = regions.map((region) => {
     const p = pos.get(region.region);
@@ -467,18 +478,18 @@ function renderGraph() {
   });
   const caption = from
     ? svg("text", { x: from.x + 34, y: from.y + 4, "text-anchor": "start", class: "edge-label" },
-      inRegion + " in-region link" + (inRegion === 1 ? "" : "s"))
+      inRegion + " in-region link" + (inRegion === 1 ? "" : "s") + ", " + inRegionOpen + " open")
     : null;
   fill("graph", svg("svg", { viewBox: "0 0 " + W + " " + H, role: "img",
     "aria-label": "regions and the cross-region links this node plans" }, edges, vertices, caption));
 
   let note;
   if (cross.size > 0) {
-    note = "Dashed: links this node's router plans under " + words(t.strategy)
-      + " (from /v1/topology). The API does not report yet whether each connection is open.";
+    note = "Links this node's router plans under " + words(t.strategy)
+      + " (from /v1/topology): solid once every connection to that region is open, dashed while one is only planned.";
   } else if (regions.length > 1) {
     note = "This node plans no cross-region link: traffic to other regions goes through the bridges of "
-      + own + ". Links shown are planned, not known to be open.";
+      + own + ".";
   } else {
     note = "One region: no cross-region links.";
   }
@@ -490,7 +501,7 @@ function renderGraph() {
         badge(link.kind === "bridge" ? "bridge" : "in region", link.kind === "bridge" ? "accent" : "muted"),
         mono(link.peer),
         el("span", { class: "muted", text: link.region }),
-        el("span", { class: "muted small", text: "planned" }))));
+        el("span", { class: link.state === "open" ? "small link-open" : "muted small", text: link.state }))));
 }
 
 function renderRouting() {

@@ -111,6 +111,12 @@ try {
   if (later !== null && navigations === 1) pass(`height advances without a reload: ${first} -> ${later}`);
   else fail(`height did not advance without a reload (from ${first}, navigations ${navigations})`);
 
+  // the node's data-plane connections open: its links list shows one open (the API's state)
+  const openLink = await until(30, async () =>
+    (await wide.$$eval("#links li .link-open", (nodes) => nodes.length)) > 0);
+  if (openLink) pass("a link shows open (its connection is up)");
+  else fail("no link shown open in 30 s");
+
   await wide.fill("#search-input", String(first));
   await wide.press("#search-input", "Enter");
   const byHeight = await until(10, async () => (await wide.textContent("#result-title")) === `Block ${first}`);

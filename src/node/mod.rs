@@ -100,6 +100,8 @@ pub struct NodeShared {
     pub routing: RwLock<crate::decision::RoutingState>,
     /// Failover monitor state.
     pub failover: RwLock<crate::decision::FailoverStatus>,
+    /// Peers this node has an open data-plane connection to (written by the peer manager).
+    pub open_links: RwLock<std::collections::BTreeSet<crate::identity::NodeId>>,
     /// New chain heads, for API subscribers.
     pub heads: tokio::sync::broadcast::Sender<qnet_api::dto::HeadDto>,
     /// The chain runtime.
@@ -340,6 +342,7 @@ pub async fn start(config: NodeConfig, clock: SharedClock) -> Result<RunningNode
         api_addr,
         routing: RwLock::new(crate::decision::RoutingState::initial(now_ms)),
         failover: RwLock::new(crate::decision::FailoverStatus::default()),
+        open_links: RwLock::new(std::collections::BTreeSet::new()),
         heads,
         chain: chain_runtime.clone(),
     });

@@ -112,7 +112,10 @@ impl PeerManager {
     pub fn penalise(&self, peer: &NodeId, reason: &str) {
         let until = self.shared.clock.now_ms().saturating_add(BAN_MS);
         lock(&self.bans).insert(peer.clone(), until);
-        lock(&self.sessions).remove(peer);
+        let mut sessions = lock(&self.sessions);
+        sessions.remove(peer);
+        self.publish_open(&sessions);
+        drop(sessions);
         info!(node_id = %peer, %reason, "peer penalised: disconnected and banned");
     }
 
@@ -190,6 +193,21 @@ impl PeerManager {
             let me = self.clone();
             tokio::spawn(async move { me.open(peer, addr.to_string()).await });
         }
+        self.publish_open(&sessions);
+    }
+
+    /// Tells the API which links are open: the peers with an open, unclosed session.
+    fn publish_open(&self, sessions: &HashMap<NodeId, Session>) {
+        let open = sessions
+            .iter()
+            .filter(|(_, s)| matches!(s, Session::Open(tx) if !tx.is_closed()))
+            .map(|(peer, _)| peer.clone())
+            .collect();
+        *self
+            .shared
+            .open_links
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = open;
     }
 
     async fn open(self: Arc<Self>, peer: NodeId, addr: String) {
@@ -197,12 +215,18 @@ impl PeerManager {
             Ok(c) => c,
             Err(e) => {
                 debug!(node_id = %peer, error = %e, "cannot open link");
-                lock(&self.sessions).remove(&peer);
+                let mut sessions = lock(&self.sessions);
+                sessions.remove(&peer);
+                self.publish_open(&sessions);
                 return;
             }
         };
         let (tx, mut rx) = mpsc::channel::<Message>(OUTBOX);
-        lock(&self.sessions).insert(peer.clone(), Session::Open(tx));
+        {
+            let mut sessions = lock(&self.sessions);
+            sessions.insert(peer.clone(), Session::Open(tx));
+            self.publish_open(&sessions);
+        }
         debug!(node_id = %peer, %addr, "link open");
         // a transaction admitted while this link was down reached nobody through it: hand the
         // peer what is pending (it ignores what it has already seen)
@@ -220,6 +244,7 @@ impl PeerManager {
         if matches!(sessions.get(&peer), Some(Session::Open(tx)) if tx.is_closed()) {
             sessions.remove(&peer);
         }
+        self.publish_open(&sessions);
     }
 
     fn on_block(&self, peer: &PeerInfo, bytes: Vec<u8>) -> Result<Option<Message>, String> {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use qnet_api::dto::{
     AccountDto, BlockDto, BlockTxs, ChainSpecDto, FailoverDto, FailoverEventDto, HeadDto, LinkDto,
-    LinkKind as LinkKindDto, PeerDto, PeersDto, PendingTxsDto, RegionDto, RegionsDto,
+    LinkKind as LinkKindDto, LinkState, PeerDto, PeersDto, PendingTxsDto, RegionDto, RegionsDto,
     ScheduledSlotDto, StatusDto, TopologyDto, TxDto, TxStatus, MAX_PENDING_LISTED, UPCOMING_SLOTS,
 };
 use qnet_api::{NodeService, ServiceError};
@@ -126,6 +126,12 @@ impl NodeService for Service {
             .unwrap_or_else(|e| e.into_inner())
             .clone();
         let view = self.shared.view.borrow().clone();
+        let open = self
+            .shared
+            .open_links
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         let region_of = |id: &crate::identity::NodeId| -> String {
             routing
                 .bridges
@@ -153,6 +159,11 @@ impl NodeService for Service {
                     kind: match l.kind {
                         LinkKind::InRegion => LinkKindDto::InRegion,
                         LinkKind::CrossRegion => LinkKindDto::Bridge,
+                    },
+                    state: if open.contains(&l.peer) {
+                        LinkState::Open
+                    } else {
+                        LinkState::Planned
                     },
                 })
                 .collect(),
