@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::cors::CorsOrigins;
+use crate::origins::CorsOrigins;
 
 /// A token-bucket rate: `per_second` tokens refill per second, at most `burst` saved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -11,6 +11,7 @@ pub mod cors;
 pub mod dto;
 pub mod metrics;
 pub mod openapi;
+pub mod origins;
 mod params;
 mod rate_limit;
 mod rest;
@@ -21,8 +22,8 @@ pub mod starting;
 pub mod ui;
 
 pub use config::{ApiConfig, RateLimit};
-pub use cors::CorsOrigins;
 pub use openapi::openapi_yaml;
+pub use origins::CorsOrigins;
 pub use rest::error::code as rest_error_codes;
 pub use server::{serve, ApiError, ApiServer};
 pub use service::{NodeService, ServiceError};

@@ -23,9 +23,10 @@ use tokio::sync::Semaphore;
 use tower::ServiceExt;
 
 use crate::config::ApiConfig;
-use crate::cors::{cors, CorsOrigins};
+use crate::cors::cors;
 use crate::metrics::{ApiMetrics, UNMATCHED_ROUTE};
 use crate::openapi::openapi_yaml;
+use crate::origins::CorsOrigins;
 use crate::rate_limit::RateLimiter;
 use crate::rest::error::RestError;
 use crate::rest::{handlers, routes, AppState, ROUTES};
