@@ -88,10 +88,10 @@ impl ApiMetrics {
     /// one error series each (`unknown` method / `method_not_found`, `unmatched` route / 404,
     /// both reachable by any client) so the error panels, which select `outcome!="ok"` and
     /// `status=~"[45].."`, show 0 too without a zero line per method or route.
-    pub fn precreate<'a>(
+    pub fn precreate<'m, 'r>(
         &self,
-        methods: impl IntoIterator<Item = &'a str>,
-        routes: impl IntoIterator<Item = (&'a str, u16)>,
+        methods: impl IntoIterator<Item = &'m str>,
+        routes: impl IntoIterator<Item = (&'r str, u16)>,
     ) {
         let methods = methods.into_iter().map(|m| (m, OUTCOME_OK));
         for (method, outcome) in methods.chain([(UNKNOWN_METHOD, OUTCOME_METHOD_NOT_FOUND)]) {

@@ -86,6 +86,30 @@ pub fn openapi_yaml() -> String {
         .unwrap_or_else(|e| format!("# openapi generation failed: {e}\n"))
 }
 
+/// Every documented route template with the status each of its operations answers on
+/// success (its lowest documented 2xx): the label sets a fresh server's request counters
+/// start at, read from the contract so that a new route cannot be left out.
+pub fn success_statuses() -> Vec<(String, u16)> {
+    let doc = ApiDoc::openapi();
+    let mut out = Vec::new();
+    for (path, item) in &doc.paths.paths {
+        let operations = [&item.get, &item.put, &item.post, &item.delete, &item.patch];
+        for op in operations.into_iter().flatten() {
+            let success = op
+                .responses
+                .responses
+                .keys()
+                .filter_map(|code| code.parse::<u16>().ok())
+                .filter(|code| (200..300).contains(code))
+                .min();
+            if let Some(status) = success {
+                out.push((path.clone(), status));
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

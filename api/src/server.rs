@@ -25,11 +25,11 @@ use tower::ServiceExt;
 use crate::config::ApiConfig;
 use crate::cors::cors;
 use crate::metrics::{ApiMetrics, UNMATCHED_ROUTE};
-use crate::openapi::openapi_yaml;
+use crate::openapi::{openapi_yaml, success_statuses};
 use crate::origins::CorsOrigins;
 use crate::rate_limit::RateLimiter;
 use crate::rest::error::RestError;
-use crate::rest::{handlers, routes, AppState, ROUTES};
+use crate::rest::{handlers, routes, AppState};
 use crate::rpc::api::{QnetRpcServer, RpcHandler};
 use crate::rpc::transport::{rpc_http, rpc_ws, RpcTransport};
 use crate::service::NodeService;
@@ -81,10 +81,15 @@ impl ApiServer {
         );
         let mut methods = Methods::new();
         methods.merge(rpc.into_rpc())?;
+        let documented = success_statuses();
         let pages = ui::paths().map(|path| (path, 200));
         metrics.precreate(
             methods.method_names(),
-            ROUTES.into_iter().chain(pages).chain([(RPC_ROUTE, 200)]),
+            documented
+                .iter()
+                .map(|(path, status)| (path.as_str(), *status))
+                .chain(pages)
+                .chain([(RPC_ROUTE, 200)]),
         );
         let (stop_handle, stop) = stop_channel();
         let transport = RpcTransport::new(methods, &config, metrics.clone(), stop_handle);

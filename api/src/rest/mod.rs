@@ -26,29 +26,6 @@ pub struct AppState {
     pub openapi_yaml: Arc<str>,
 }
 
-/// Every REST route template with the status it answers on success (the label a fresh
-/// node's request counters start at; kept beside [`routes`], which must route each).
-pub const ROUTES: [(&str, u16); 18] = [
-    ("/health/live", 200),
-    ("/health/ready", 200),
-    ("/v1/status", 200),
-    ("/v1/peers", 200),
-    ("/v1/regions", 200),
-    ("/v1/topology", 200),
-    ("/v1/failover", 200),
-    ("/v1/blocks", 200),
-    ("/v1/blocks/latest", 200),
-    ("/v1/blocks/{height}", 200),
-    ("/v1/blocks/hash/{hash}", 200),
-    ("/v1/txs", 202),
-    ("/v1/txs/{hash}", 200),
-    ("/v1/accounts/{address}", 200),
-    ("/v1/mempool", 200),
-    ("/v1/chain", 200),
-    ("/metrics", 200),
-    ("/openapi.yaml", 200),
-];
-
 /// The REST routes of DESIGN §9.
 pub fn routes(state: AppState) -> Router {
     Router::new()
